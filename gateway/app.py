@@ -1,0 +1,101 @@
+"""The app factory and the one place where lifespan resources are set up and torn down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from gateway.admin import create_admin_app
+from gateway.asgi import ASGIApp, Receive, Scope, Send
+from gateway.bridge import LegacyBridge
+from gateway.dispatcher import Backends, Dispatcher
+from gateway.lifespan import ChildLifespan
+from gateway.loading import load_app
+from gateway.metrics import GatewayMetrics
+from gateway.reloader import MapHolder, MapWatcher
+from gateway.remote import RemoteLegacy
+from gateway.settings import GatewaySettings
+
+log = logging.getLogger("gateway")
+
+
+class Gateway:
+    """Owns the backends and the map watcher; `dispatcher` is the ASGI app to serve."""
+
+    def __init__(self, settings: GatewaySettings, metrics: GatewayMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or GatewayMetrics()
+        self.holder = MapHolder(settings.map_path, self.metrics)
+        self.holder.load_initial()
+        self.legacy: LegacyBridge | RemoteLegacy
+        if settings.legacy_url:
+            self.legacy = RemoteLegacy(
+                settings.legacy_url,
+                timeout=settings.remote_timeout,
+                max_connections=settings.remote_max_connections,
+            )
+        else:
+            self.legacy = LegacyBridge(
+                load_app(settings.legacy_app),
+                threads=settings.legacy_threads,
+                acquire_timeout=settings.legacy_queue_timeout,
+            )
+        self.native: ASGIApp = load_app(settings.native_app)
+        self._native_lifespan = ChildLifespan(self.native, "native")
+        self.watcher = MapWatcher(self.holder, settings.reload_poll_interval)
+        admin = create_admin_app(holder=self.holder, metrics=self.metrics, legacy=self.legacy)
+        self.dispatcher = Dispatcher(
+            holder=self.holder,
+            backends=Backends(legacy=self.legacy, native=self.native, admin=admin),
+            lifespan=self._lifespan,
+            request_id_header=settings.request_id_header,
+            served_by_header=settings.served_by_header,
+        )
+
+    async def startup(self, state: dict[str, Any] | None = None) -> None:
+        await self._native_lifespan.startup(state)
+        self.watcher.start()
+        loaded = self.holder.loaded
+        assert loaded is not None
+        log.info(
+            "gateway ready: map %s (%s, %d routes), legacy %s",
+            self.holder.path,
+            loaded.short_hash,
+            len(loaded.map.routes),
+            self.settings.legacy_url or self.settings.legacy_app,
+        )
+
+    async def shutdown(self) -> None:
+        timeout = self.settings.shutdown_timeout
+        await self.watcher.stop()
+        if isinstance(self.legacy, LegacyBridge):
+            await self.legacy.aclose(timeout)
+        else:
+            await self.legacy.aclose()
+        await self._native_lifespan.shutdown(timeout)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup(scope.get("state"))
+                except Exception as exc:
+                    log.exception("gateway start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await asyncio.wait_for(self.shutdown(), self.settings.shutdown_timeout + 5)
+                except Exception as exc:
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(settings: GatewaySettings | None = None) -> Dispatcher:
+    """App factory: `uvicorn --factory gateway.app:create_app` reads GATEWAY_* settings."""
+    return Gateway(settings or GatewaySettings()).dispatcher

@@ -1,0 +1,204 @@
+"""Reads migration_map.yaml into a validated MigrationMap, or says what is wrong and on which line.
+
+Nothing here touches the running gateway: the reloader calls `load_map` off the request path
+and swaps tables only when it succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gateway.map_schema import MigrationMap
+from gateway.paths import PathError, PathTemplate, parse_template
+
+MAX_MAP_BYTES = 4 * 1024 * 1024  # a map is a config file; anything larger is a mistake
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+class MapError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class LoadedMap:
+    map: MigrationMap
+    file: str
+    sha256: str
+    templates: tuple[PathTemplate, ...]  # parsed path of routes[i]
+    lines: tuple[int | None, ...]  # line of routes[i]
+    marks: dict[Loc, int] = field(repr=False, default_factory=dict)
+
+    @property
+    def short_hash(self) -> str:
+        return self.sha256[:12]
+
+
+class _MarkedLoader(yaml.SafeLoader):
+    """SafeLoader that records the line of every key and item and rejects duplicate keys."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.lines: dict[Loc, int] = {}
+        self.duplicates: list[tuple[int, str]] = []
+
+
+def _walk(loader: _MarkedLoader, node: yaml.Node, loc: Loc) -> Any:
+    loader.lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if key in out:
+                loader.duplicates.append((key_node.start_mark.line + 1, str(key)))
+            loader.lines[(*loc, key)] = key_node.start_mark.line + 1
+            out[key] = _walk(loader, value_node, (*loc, key))
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(loader, item, (*loc, i)) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def _line_for(marks: dict[Loc, int], loc: Loc) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in marks:
+            return marks[loc[:end]]
+    return None
+
+
+def _dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(err: Any) -> str:
+    kind, loc, msg = err["type"], err["loc"], err["msg"]
+    if kind == "extra_forbidden":
+        return f"unknown key {loc[-1]!r} in {_dotted(loc[:-1])}"
+    if kind == "missing":
+        return f"{_dotted(loc)}: required key is missing"
+    if kind == "literal_error" and loc == ("version",):
+        return f"version: unsupported map version {err.get('input')!r} (this gateway reads version 1)"
+    msg = msg.removeprefix("Value error, ")
+    return f"{_dotted(loc)}: {msg} (got {err.get('input')!r})"
+
+
+def parse_map(text: str, file: str = "<map>") -> LoadedMap:
+    """Parse and validate map text; raises MapError listing every problem found."""
+    if len(text.encode()) > MAX_MAP_BYTES:
+        raise MapError([Problem(file, None, f"map is larger than {MAX_MAP_BYTES} bytes")])
+    loader = _MarkedLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = _walk(loader, root, ()) if root is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise MapError([Problem(file, line, f"invalid YAML: {reason}")]) from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise MapError([Problem(file, ln, f"duplicate key {key!r}") for ln, key in loader.duplicates])
+    if not isinstance(data, dict):
+        raise MapError([Problem(file, 1, "the map must be a mapping with 'version' and 'routes'")])
+    marks = loader.lines
+    try:
+        mmap = MigrationMap.model_validate(data)
+    except ValidationError as exc:
+        problems = [Problem(file, _line_for(marks, tuple(e["loc"])), _describe(e)) for e in exc.errors()]
+        raise MapError(problems) from None
+    return _check_semantics(mmap, file, marks, text)
+
+
+def _check_semantics(mmap: MigrationMap, file: str, marks: dict[Loc, int], text: str) -> LoadedMap:
+    problems: list[Problem] = []
+    templates: list[PathTemplate] = []
+    lines: list[int | None] = []
+    first_seen: dict[str, int | None] = {}
+    by_shape: dict[str, list[int]] = {}
+    for i, entry in enumerate(mmap.routes):
+        line = _line_for(marks, ("routes", i))
+        lines.append(line)
+        if entry.id in first_seen:
+            problems.append(
+                Problem(
+                    file,
+                    _line_for(marks, ("routes", i, "id")),
+                    f"duplicate route id {entry.id!r} (first defined at line {first_seen[entry.id]})",
+                )
+            )
+        first_seen.setdefault(entry.id, line)
+        try:
+            template = parse_template(entry.path)
+        except PathError as exc:
+            problems.append(
+                Problem(file, _line_for(marks, ("routes", i, "path")), f"routes[{i}].path: {exc}")
+            )
+            template = PathTemplate(entry.path, ())
+        templates.append(template)
+        if template.segments:
+            for j in by_shape.get(template.shape, []):
+                other = mmap.routes[j]
+                common = _common_methods(entry.methods, other.methods)
+                if common:
+                    problems.append(
+                        Problem(
+                            file,
+                            line,
+                            (
+                                f"route {entry.id!r} overlaps route {other.id!r} (line {lines[j]}): "
+                                f"both match {common} {template.shape}"
+                            ),
+                        )
+                    )
+            by_shape.setdefault(template.shape, []).append(i)
+    if problems:
+        raise MapError(problems)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return LoadedMap(mmap, file, digest, tuple(templates), tuple(lines), marks)
+
+
+def _common_methods(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> str:
+    if a is None and b is None:
+        return "every method"
+    if a is None or b is None:
+        return ", ".join(a or b or ())
+    return ", ".join(m for m in a if m in b)
+
+
+def load_map(path: str | Path) -> LoadedMap:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise MapError([Problem(str(p), None, "map file not found")]) from None
+    except OSError as exc:
+        raise MapError([Problem(str(p), None, f"cannot read map file: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise MapError([Problem(str(p), line, "map file is not valid UTF-8")]) from None
+    return parse_map(text, str(p))

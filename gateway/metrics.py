@@ -1,0 +1,19 @@
+"""Prometheus metrics of the gateway, on a registry the app factory injects."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Info
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.map_reloads = Counter(
+            "gateway_map_reloads", "Map loads by result (ok, error)", ["result"], registry=self.registry
+        )
+        self.map_info = Info("gateway_map", "The map now serving", registry=self.registry)
+        self.legacy_rejected = Counter(
+            "gateway_legacy_rejected",
+            "Legacy requests answered 503 because no worker thread became free",
+            registry=self.registry,
+        )

@@ -1,0 +1,139 @@
+"""Holds the routing table now serving and replaces it when migration_map.yaml changes.
+
+The directory is watched, not the file: editors save by writing a new file and renaming it,
+and Kubernetes swaps a `..data` symlink. Every event (and a slow poll, for filesystems
+without notifications) triggers a check that reads the file, skips it when its hash is
+unchanged, and parses it on a worker thread. Only a valid map replaces the table; an
+invalid one is logged at ERROR with file:line, counted, and the last good table serves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import watchfiles
+
+from gateway.map_loader import LoadedMap, MapError, load_map
+from gateway.metrics import GatewayMetrics
+from gateway.table import RoutingTable, build_table
+
+log = logging.getLogger("gateway.map")
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    ok: bool
+    at: float
+    sha256: str | None
+    error: str | None = None
+
+
+class MapHolder:
+    def __init__(self, path: Path, metrics: GatewayMetrics) -> None:
+        self.path = path
+        self.metrics = metrics
+        self.loaded: LoadedMap | None = None
+        self.table: RoutingTable | None = None
+        self.last: ReloadResult | None = None
+        self._seen_sha: str | None = None
+
+    def load_initial(self) -> LoadedMap:
+        """First load: an invalid map here stops start-up, since nothing good is serving yet."""
+        loaded = load_map(self.path)
+        self._install(loaded)
+        return loaded
+
+    def _install(self, loaded: LoadedMap) -> None:
+        table = build_table(loaded)
+        self.loaded, self.table = loaded, table  # one reference swap; requests keep theirs
+        self._seen_sha = loaded.sha256
+        self.last = ReloadResult(True, time.time(), loaded.sha256)
+        self.metrics.map_reloads.labels("ok").inc()
+        self.metrics.map_info.info({"sha256": loaded.sha256, "routes": str(len(loaded.map.routes))})
+
+    def check(self) -> ReloadResult | None:
+        """Reload if the file's content changed; returns the result, or None when unchanged."""
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            sha = f"unreadable:{exc.errno}"
+            if sha == self._seen_sha:
+                return None
+            self._seen_sha = sha
+            return self._fail(
+                f"{self.path}: cannot read map file ({exc.strerror}); keeping the last good map"
+            )
+        sha = hashlib.sha256(raw).hexdigest()
+        if sha == self._seen_sha:
+            return None
+        self._seen_sha = sha
+        try:
+            loaded = load_map(self.path)
+        except MapError as exc:
+            return self._fail(str(exc))
+        previous = self.loaded.short_hash if self.loaded else "none"
+        self._install(loaded)
+        log.info(
+            "map reloaded from %s: %s -> %s (%d routes)",
+            self.path,
+            previous,
+            loaded.short_hash,
+            len(loaded.map.routes),
+        )
+        assert self.last is not None
+        return self.last
+
+    def _fail(self, message: str) -> ReloadResult:
+        log.error(
+            "map reload rejected, still serving %s: %s",
+            self.loaded.short_hash if self.loaded else "nothing",
+            message,
+        )
+        self.metrics.map_reloads.labels("error").inc()
+        self.last = ReloadResult(False, time.time(), None, message)
+        return self.last
+
+
+class MapWatcher:
+    def __init__(self, holder: MapHolder, poll_interval: float) -> None:
+        self.holder = holder
+        self.poll_interval = poll_interval
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="map-watcher")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        directory = self.holder.path.resolve().parent
+        while not self._stop.is_set():
+            try:
+                async for _ in watchfiles.awatch(
+                    directory,
+                    debounce=50,
+                    step=25,
+                    stop_event=self._stop,
+                    rust_timeout=int(self.poll_interval * 1000),
+                    yield_on_timeout=True,
+                    recursive=False,
+                ):
+                    await asyncio.to_thread(self.holder.check)
+            except (OSError, RuntimeError) as exc:
+                # the directory itself went away or cannot be watched: keep polling the file
+                log.warning("cannot watch %s (%s); polling every %g s", directory, exc, self.poll_interval)
+                await asyncio.to_thread(self.holder.check)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.poll_interval)

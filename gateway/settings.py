@@ -1,0 +1,33 @@
+"""Typed settings, read from GATEWAY_* environment variables by the app factory (never at import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    map_path: Path = Path("migration_map.yaml")
+    # the legacy side: a WSGI app (or a factory returning one) by import string, served
+    # in-process; or, when legacy_url is set, a remote server proxied over HTTP
+    legacy_app: str = "legacy_flask.app:create_app"
+    legacy_url: str | None = None
+    # the native side: any ASGI app (or factory) by import string
+    native_app: str = "features.main:create_app"
+    # the demo seed function, by import string, for `gateway seed`
+    seed: str = "legacy_flask.seed:seed"
+
+    legacy_threads: int = Field(10, ge=1, le=1000)
+    legacy_queue_timeout: float = Field(5.0, gt=0, description="seconds a legacy request waits for a thread")
+    remote_timeout: float = Field(30.0, gt=0)
+    remote_max_connections: int = Field(100, ge=1)
+
+    request_id_header: str = "X-Request-ID"
+    served_by_header: str = Field("X-Served-By", description="empty to turn the header off")
+
+    reload_poll_interval: float = Field(2.0, gt=0, description="fallback map check when no file event comes")
+    shutdown_timeout: float = Field(10.0, ge=0)

@@ -1,0 +1,142 @@
+"""The routing table: an immutable, precomputed answer to "who serves METHOD PATH?".
+
+Built once per map load and swapped whole, so a request reads one table from start to end.
+Fully static paths are one dict lookup; templated paths walk a segment trie where static
+children are tried before typed parameters, then mixed patterns, strings, and `path` tails,
+the order werkzeug ranks rules in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from gateway.map_loader import LoadedMap
+from gateway.map_schema import Owner
+from gateway.paths import Kind, PathTemplate, Segment
+
+UNMAPPED_ID = "unmapped"
+ALL = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    id: str
+    owner: Owner
+    path: str
+    methods: tuple[str, ...] | None
+    line: int | None = None
+
+
+MethodTable = Mapping[str, Route]
+
+
+def _method_table(entries: dict[str, Route]) -> MethodTable:
+    # GET answers HEAD unless HEAD is mapped on its own, as Flask does.
+    if "GET" in entries and "HEAD" not in entries:
+        entries["HEAD"] = entries["GET"]
+    return MappingProxyType(entries)
+
+
+def _pick(methods: MethodTable, method: str) -> Route | None:
+    return methods.get(method) or methods.get(ALL)
+
+
+@dataclass(slots=True)
+class _Node:
+    static: dict[str, _Node] = field(default_factory=dict)
+    # (segment, child) for one-segment parameters, kept in match-priority order
+    dynamic: list[tuple[Segment, _Node]] = field(default_factory=list)
+    # `path` converters: the regex covers the rest of the URL
+    tails: list[tuple[Segment, dict[str, Route]]] = field(default_factory=list)
+    here: dict[str, Route] | None = None
+
+
+class RoutingTable:
+    def __init__(self, routes: list[tuple[PathTemplate, Route]], default_owner: Owner) -> None:
+        self.default = Route(UNMAPPED_ID, default_owner, "*", None)
+        self.routes = tuple(route for _, route in routes)
+        static: dict[str, dict[str, Route]] = {}
+        self._root = _Node()
+        for template, route in routes:
+            keys = route.methods or (ALL,)
+            slot = static.setdefault(template.source, {}) if template.is_static else self._insert(template)
+            for method in keys:
+                slot.setdefault(method, route)
+        self._static = {path: _method_table(m) for path, m in static.items()}
+        self._freeze(self._root)
+
+    def _insert(self, template: PathTemplate) -> dict[str, Route]:
+        node = self._root
+        for seg in template.segments:
+            if seg.kind is Kind.STATIC:
+                node = node.static.setdefault(seg.text, _Node())
+            elif seg.kind is Kind.PATH:
+                for existing, slot in node.tails:
+                    if existing.text == seg.text:
+                        return slot
+                node.tails.append((seg, {}))
+                return node.tails[-1][1]
+            else:
+                for existing, child in node.dynamic:
+                    if existing.text == seg.text:
+                        node = child
+                        break
+                else:
+                    node.dynamic.append((seg, _Node()))
+                    node = node.dynamic[-1][1]
+        if node.here is None:
+            node.here = {}
+        return node.here
+
+    def _freeze(self, node: _Node) -> None:
+        node.dynamic.sort(key=lambda item: item[0].kind)
+        if node.here is not None:
+            node.here = dict(_method_table(node.here))
+        node.tails = [(seg, dict(_method_table(slot))) for seg, slot in node.tails]
+        for child in node.static.values():
+            self._freeze(child)
+        for _, child in node.dynamic:
+            self._freeze(child)
+
+    def lookup(self, method: str, path: str) -> Route:
+        methods = self._static.get(path)
+        if methods is not None:
+            route = _pick(methods, method)
+            if route is not None:
+                return route
+        parts = path[1:].split("/") if path.startswith("/") else [path]
+        return self._walk(self._root, parts, 0, method) or self.default
+
+    def _walk(self, node: _Node, parts: list[str], i: int, method: str) -> Route | None:
+        if i == len(parts):
+            return _pick(node.here, method) if node.here is not None else None
+        part = parts[i]
+        child = node.static.get(part)
+        if child is not None:
+            found = self._walk(child, parts, i + 1, method)
+            if found is not None:
+                return found
+        for seg, child in node.dynamic:
+            if seg.regex is not None and seg.regex.fullmatch(part):
+                found = self._walk(child, parts, i + 1, method)
+                if found is not None:
+                    return found
+        if node.tails:
+            rest = "/".join(parts[i:])
+            for seg, slot in node.tails:
+                if seg.regex is not None and seg.regex.fullmatch(rest):
+                    found = _pick(slot, method)
+                    if found is not None:
+                        return found
+        return None
+
+
+def build_table(loaded: LoadedMap) -> RoutingTable:
+    mmap = loaded.map
+    routes = [
+        (template, Route(entry.id, mmap.owner_of(entry), entry.path, entry.methods, line))
+        for entry, template, line in zip(mmap.routes, loaded.templates, loaded.lines, strict=True)
+    ]
+    return RoutingTable(routes, mmap.defaults.owner)
