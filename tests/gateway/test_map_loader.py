@@ -1,0 +1,92 @@
+from pathlib import Path
+
+import pytest
+
+from gateway.map_loader import MAX_MAP_BYTES, MapError, load_map, parse_map
+from gateway.map_schema import Owner
+
+GOOD = """\
+version: 1
+defaults:
+  owner: legacy
+routes:
+  - id: users.get
+    path: /api/users/<int:user_id>
+    methods: [GET]
+    owner: new
+  - id: users.create
+    path: /api/users
+    methods: [post]
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(MapError) as err:
+        parse_map(text, "m.yaml")
+    return [str(p) for p in err.value.problems]
+
+
+def test_good_map_loads_with_lines_and_hash() -> None:
+    loaded = parse_map(GOOD, "m.yaml")
+    assert [r.id for r in loaded.map.routes] == ["users.get", "users.create"]
+    assert loaded.lines == (5, 9)
+    assert loaded.map.routes[1].methods == ("POST",)
+    assert loaded.map.owner_of(loaded.map.routes[1]) is Owner.LEGACY
+    assert len(loaded.sha256) == 64
+
+
+def test_empty_routes_are_valid() -> None:
+    assert parse_map("version: 1\n").map.routes == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version: 1\nroutes: [\n", "m.yaml:3: invalid YAML"),
+        ("- a\n- b\n", "m.yaml:1: the map must be a mapping"),
+        ("", "m.yaml:1: the map must be a mapping"),
+        ("version: 2\n", "m.yaml:1: version: unsupported map version 2"),
+        ("routes: []\n", "m.yaml:1: version: required key is missing"),
+        ("version: 1\nversoin: 1\n", "m.yaml:2: unknown key 'versoin' in (top level)"),
+        (GOOD.replace("    owner: new", "    ownr: new"), "m.yaml:8: unknown key 'ownr' in routes[0]"),
+        (GOOD.replace("owner: new", "owner: newer"), "m.yaml:8: routes[0].owner: Input should be 'legacy' or 'new'"),
+        (GOOD.replace("[post]", "[post, FETCH]"), "m.yaml:11: routes[1].methods: unknown HTTP method 'FETCH'"),
+        (GOOD.replace("[post]", "[]"), "m.yaml:11: routes[1].methods: must be a non-empty list"),
+        (GOOD.replace("id: users.create", "id: 'bad id!'"), "m.yaml:9: routes[1].id: String should match pattern"),
+        (GOOD.replace("    methods: [GET]\n", "    methods: [GET]\n    methods: [POST]\n"), "m.yaml:8: duplicate key 'methods'"),
+        (GOOD.replace("id: users.create", "id: users.get"), "m.yaml:9: duplicate route id 'users.get' (first defined at line 5)"),
+        (GOOD.replace("<int:user_id>", "<intt:user_id>"), "m.yaml:6: routes[0].path: path '/api/users/<intt:user_id>': unknown converter 'intt'"),
+        (GOOD.replace("path: /api/users\n", "path: /api/users/{id:int}\n").replace("[post]", "[GET, POST]"),
+         "m.yaml:9: route 'users.create' overlaps route 'users.get' (line 5): both match GET /api/users/{int}"),
+        (GOOD.replace("routes:", "routes:\n  - {id: a, path: /x}\n  - {id: b, path: /x}"),
+         "m.yaml:6: route 'b' overlaps route 'a' (line 5): both match every method /x"),
+        ("version: 1\ndefaults: {owner: nobody}\n", "m.yaml:2: defaults.owner: Input should be 'legacy' or 'new'"),
+        ("version: 1\nroutes:\n  - {id: a}\n", "m.yaml:3: routes[0].path: required key is missing"),
+    ],
+)
+def test_each_kind_of_broken_map_names_file_and_line(text: str, expected: str) -> None:
+    assert any(p.startswith(expected) for p in problems(text)), problems(text)
+
+
+def test_methods_split_on_one_path_is_not_an_overlap() -> None:
+    parse_map(GOOD.replace("path: /api/users\n", "path: /api/users/<int:user_id>\n"))
+
+
+def test_load_map_reports_missing_unreadable_and_non_utf8(tmp_path: Path) -> None:
+    with pytest.raises(MapError, match="map file not found"):
+        load_map(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"version: 1\n# \xff\n")
+    with pytest.raises(MapError, match=r"bad.yaml:2: map file is not valid UTF-8"):
+        load_map(bad)
+
+
+def test_huge_map_is_rejected_without_parsing() -> None:
+    with pytest.raises(MapError, match="larger than"):
+        parse_map("#" * (MAX_MAP_BYTES + 1))
+
+
+def test_shipped_map_is_valid() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "migration_map.yaml"
+    loaded = load_map(shipped)
+    assert {r.id for r in loaded.map.routes} >= {"users.get", "users.list"}

@@ -1,0 +1,79 @@
+import pytest
+
+from gateway.map_loader import parse_map
+from gateway.map_schema import Owner
+from gateway.table import UNMAPPED_ID, build_table
+
+MAP = """\
+version: 1
+defaults: {owner: legacy}
+routes:
+  - {id: users.list, path: /api/users, methods: [GET], owner: new}
+  - {id: users.create, path: /api/users, methods: [POST], owner: legacy}
+  - {id: users.get, path: '/api/users/<int:user_id>', methods: [GET], owner: new}
+  - {id: users.by_name, path: '/api/users/<name>', owner: new}
+  - {id: users.export, path: /api/users/export.csv, methods: [GET], owner: legacy}
+  - {id: files.edit, path: '/files/<path:p>/edit', owner: new}
+  - {id: files.any, path: '/files/{p:path}', methods: [GET], owner: legacy}
+  - {id: reports, path: '/reports/<name>.csv', owner: new}
+  - {id: prices, path: '/prices/<float:x>', owner: new}
+  - {id: tokens, path: '/t/<uuid:u>', owner: new}
+  - {id: trailing, path: /slash/, owner: new}
+"""
+
+
+@pytest.fixture(scope="module")
+def table():  # type: ignore[no-untyped-def]
+    return build_table(parse_map(MAP))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "route_id"),
+    [
+        ("GET", "/api/users", "users.list"),
+        ("POST", "/api/users", "users.create"),
+        ("PUT", "/api/users", UNMAPPED_ID),
+        ("GET", "/api/users/7", "users.get"),
+        ("HEAD", "/api/users/7", "users.get"),
+        ("DELETE", "/api/users/7", "users.by_name"),  # int entry has no DELETE; string entry takes all
+        ("GET", "/api/users/bob", "users.by_name"),
+        ("GET", "/api/users/export.csv", "users.export"),  # static beats <name>
+        ("GET", "/files/a/b/edit", "files.edit"),
+        ("GET", "/files/a/b", "files.any"),
+        ("POST", "/files/a/b", UNMAPPED_ID),
+        ("GET", "/reports/q3.csv", "reports"),
+        ("GET", "/reports/q3.json", UNMAPPED_ID),
+        ("GET", "/prices/1.5", "prices"),
+        ("GET", "/prices/15", UNMAPPED_ID),
+        ("GET", "/t/12345678-1234-1234-1234-1234567890ab", "tokens"),
+        ("GET", "/t/not-a-uuid", UNMAPPED_ID),
+        ("GET", "/slash/", "trailing"),
+        ("GET", "/slash", UNMAPPED_ID),
+        ("GET", "/", UNMAPPED_ID),
+        ("GET", "/api/users/7/extra", UNMAPPED_ID),
+    ],
+)
+def test_lookup(table, method: str, path: str, route_id: str) -> None:  # type: ignore[no-untyped-def]
+    assert table.lookup(method, path).id == route_id
+
+
+def test_unmapped_goes_to_default_owner() -> None:
+    t = build_table(parse_map("version: 1\ndefaults: {owner: new}\n"))
+    route = t.lookup("GET", "/anything")
+    assert (route.id, route.owner) == (UNMAPPED_ID, Owner.NEW)
+
+
+def test_route_carries_owner_and_line(table) -> None:  # type: ignore[no-untyped-def]
+    route = table.lookup("GET", "/api/users/1")
+    assert route.owner is Owner.NEW and route.line == 6 and route.path == "/api/users/<int:user_id>"
+
+
+def test_large_tables_route_exactly() -> None:
+    lines = ["version: 1", "routes:"]
+    for i in range(2000):
+        lines.append(f"  - {{id: s{i}, path: /static/{i}/items, owner: new}}")
+        lines.append(f"  - {{id: t{i}, path: '/t{i}/<int:id>/items', methods: [GET], owner: new}}")
+    t = build_table(parse_map("\n".join(lines)))
+    assert t.lookup("GET", "/static/1999/items").id == "s1999"
+    assert t.lookup("GET", "/t1234/5/items").id == "t1234"
+    assert t.lookup("GET", "/t1234/x/items").id == UNMAPPED_ID
