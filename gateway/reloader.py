@@ -42,6 +42,7 @@ class MapHolder:
         self.table: RoutingTable | None = None
         self.last: ReloadResult | None = None
         self._seen_sha: str | None = None
+        self.checks = 0  # how often the file was looked at: shows the watcher is alive
 
     def load_initial(self) -> LoadedMap:
         """First load: an invalid map here stops start-up, since nothing good is serving yet."""
@@ -59,6 +60,7 @@ class MapHolder:
 
     def check(self) -> ReloadResult | None:
         """Reload if the file's content changed; returns the result, or None when unchanged."""
+        self.checks += 1
         try:
             raw = self.path.read_bytes()
         except OSError as exc:
@@ -118,7 +120,8 @@ class MapWatcher:
                 await self._task
 
     async def _run(self) -> None:
-        directory = self.holder.path.resolve().parent
+        # absolute(), not resolve(): a Kubernetes map is a symlink into a ..data dir that gets swapped
+        directory = self.holder.path.absolute().parent
         while not self._stop.is_set():
             try:
                 async for _ in watchfiles.awatch(
@@ -129,6 +132,7 @@ class MapWatcher:
                     rust_timeout=int(self.poll_interval * 1000),
                     yield_on_timeout=True,
                     recursive=False,
+                    watch_filter=None,  # editors and Kubernetes use dot-files; any event counts
                 ):
                     await asyncio.to_thread(self.holder.check)
             except (OSError, RuntimeError) as exc:

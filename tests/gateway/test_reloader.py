@@ -1,0 +1,112 @@
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.metrics import GatewayMetrics
+from gateway.reloader import MapHolder, MapWatcher
+
+V1 = "version: 1\nroutes:\n  - {id: users.get, path: '/api/users/<int:id>', methods: [GET], owner: new}\n"
+V2 = V1.replace("owner: new", "owner: legacy")
+BROKEN = V1 + "  - {id: users.get, path: /x, owner: new}\n"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def owner(holder: MapHolder) -> str:
+    assert holder.table is not None
+    return holder.table.lookup("GET", "/api/users/1").owner.value
+
+
+def counts(metrics: GatewayMetrics) -> tuple[float, float]:
+    get = metrics.registry.get_sample_value
+    return get("gateway_map_reloads_total", {"result": "ok"}) or 0, get("gateway_map_reloads_total", {"result": "error"}) or 0
+
+
+def test_check_reloads_only_changed_valid_content(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(V1)
+    metrics = GatewayMetrics()
+    holder = MapHolder(path, metrics)
+    holder.load_initial()
+    assert owner(holder) == "new"
+    assert holder.check() is None  # unchanged content: nothing to do
+    path.write_text(V2)
+    result = holder.check()
+    assert result is not None and result.ok and owner(holder) == "legacy"
+    table_before = holder.table
+    with caplog.at_level(logging.ERROR, logger="gateway.map"):
+        path.write_text(BROKEN)
+        failed = holder.check()
+    assert failed is not None and not failed.ok
+    assert holder.table is table_before and owner(holder) == "legacy"  # last good map serves on
+    assert f"{path}:4: duplicate route id 'users.get' (first defined at line 3)" in caplog.text
+    assert counts(metrics) == (2, 1)
+    assert holder.check() is None  # the same broken content is reported once, not every poll
+
+
+def test_deleted_map_keeps_last_good_table(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(V1)
+    holder = MapHolder(path, GatewayMetrics())
+    holder.load_initial()
+    path.unlink()
+    with caplog.at_level(logging.ERROR, logger="gateway.map"):
+        result = holder.check()
+    assert result is not None and not result.ok and "cannot read map file" in (result.error or "")
+    assert owner(holder) == "new"
+    assert "keeping the last good map" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_watcher_picks_up_atomic_rename_and_symlink_swap(tmp_path: Path) -> None:
+    # Kubernetes-style: the map is a symlink into a ..data directory that is swapped whole
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "migration_map.yaml").write_text(V1)
+    os.symlink("v1", tmp_path / "..data")
+    os.symlink("..data/migration_map.yaml", tmp_path / "migration_map.yaml")
+    holder = MapHolder(tmp_path / "migration_map.yaml", GatewayMetrics())
+    holder.load_initial()
+    watcher = MapWatcher(holder, poll_interval=5)
+    watcher.start()
+    try:
+        await wait_until_watching(holder, tmp_path)
+        (tmp_path / "v2").mkdir()
+        (tmp_path / "v2" / "migration_map.yaml").write_text(V2)
+        os.symlink("v2", tmp_path / "..data_tmp")
+        os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
+        await wait_for_owner(holder, "legacy")
+        # editor-style: write a temp file and rename it over the map
+        direct = tmp_path / "migration_map.yaml"
+        direct.unlink()
+        tmp = tmp_path / ".migration_map.yaml.swp"
+        tmp.write_text(V1)
+        os.replace(tmp, direct)
+        await wait_for_owner(holder, "new")
+    finally:
+        await watcher.stop()
+
+
+async def wait_for_owner(holder: MapHolder, expected: str) -> None:
+    deadline = time.monotonic() + 2  # well under the 5 s poll: only a file event gets here in time
+    while time.monotonic() < deadline:
+        if owner(holder) == expected:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"owner is still {owner(holder)!r}, expected {expected!r}")
+
+
+async def wait_until_watching(holder: MapHolder, directory: Path) -> None:
+    """The watcher registers with the OS asynchronously: poke the directory until it reacts."""
+    deadline = time.monotonic() + 3
+    before = holder.checks
+    while holder.checks == before:
+        assert time.monotonic() < deadline, "the watcher never reacted to a file event"
+        (directory / "poke").write_text(str(time.monotonic()))
+        await asyncio.sleep(0.05)
