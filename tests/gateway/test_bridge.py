@@ -9,6 +9,7 @@ import pytest
 
 from gateway.bridge import LegacyBridge
 from tests.gateway.wsgi_fixtures import GATE, STREAM_STATE, legacy_app
+from tests.support import eventually
 
 
 @pytest.fixture
@@ -67,8 +68,7 @@ async def test_disconnect_during_stream_closes_iterable_and_frees_thread() -> No
     bridge = LegacyBridge(legacy_app, threads=1)
     client = Client()
     task = asyncio.create_task(bridge(scope("/stream"), client.receive, client.send))
-    while STREAM_STATE["produced"] < 5:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: STREAM_STATE["produced"] >= 5, what="stream started")
     client.hang_up()
     await asyncio.wait_for(task, 2)  # the ASGI call ends: the thread is back in the pool
     assert bridge.busy == 0
@@ -86,8 +86,7 @@ async def test_full_pool_answers_503_within_the_timeout() -> None:
     bridge = LegacyBridge(legacy_app, threads=2, acquire_timeout=0.3)
     blockers = [Client(), Client()]
     tasks = [asyncio.create_task(bridge(scope("/block"), c.receive, c.send)) for c in blockers]
-    while bridge.busy < 2:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: bridge.busy == 2, what="both threads busy")
     rejected = Client()
     started = time.monotonic()
     await bridge(scope("/hello"), rejected.receive, rejected.send)
@@ -111,8 +110,7 @@ async def test_shutdown_waits_for_in_flight_requests_within_a_bound() -> None:
     bridge = LegacyBridge(legacy_app, threads=1)
     client = Client()
     task = asyncio.create_task(bridge(scope("/block"), client.receive, client.send))
-    while bridge.busy < 1:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: bridge.busy == 1, what="thread busy")
     started = time.monotonic()
     assert await bridge.aclose(0.2) is False  # bounded: it gives up rather than hang
     assert time.monotonic() - started < 1
