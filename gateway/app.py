@@ -12,6 +12,7 @@ from gateway.bridge import LegacyBridge
 from gateway.dispatcher import Backends, Dispatcher
 from gateway.lifespan import ChildLifespan
 from gateway.loading import load_app
+from gateway.logs import configure_logging
 from gateway.metrics import GatewayMetrics
 from gateway.reloader import MapHolder, MapWatcher
 from gateway.remote import RemoteLegacy
@@ -98,4 +99,6 @@ class Gateway:
 
 def create_app(settings: GatewaySettings | None = None) -> Dispatcher:
     """App factory: `uvicorn --factory gateway.app:create_app` reads GATEWAY_* settings."""
-    return Gateway(settings or GatewaySettings()).dispatcher
+    settings = settings or GatewaySettings()
+    configure_logging(settings.log_level)
+    return Gateway(settings).dispatcher

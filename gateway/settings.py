@@ -31,3 +31,4 @@ class GatewaySettings(BaseSettings):
 
     reload_poll_interval: float = Field(2.0, gt=0, description="fallback map check when no file event comes")
     shutdown_timeout: float = Field(10.0, ge=0)
+    log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$")
