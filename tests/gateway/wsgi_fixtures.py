@@ -32,7 +32,10 @@ def legacy_app(environ: dict[str, Any], start_response: Any) -> Any:
     if path == "/echo":
         # read the body the way Werkzeug does for chunked input: until EOF, only when terminated
         stream = environ["wsgi.input"]
-        body = stream.read() if environ.get("wsgi.input_terminated") else b""
+        if environ.get("wsgi.input_terminated"):
+            body = stream.read()
+        else:
+            body = stream.read(int(environ.get("CONTENT_LENGTH") or 0))
         payload = {
             "length": len(body),
             "request_id": environ.get("HTTP_X_REQUEST_ID"),
