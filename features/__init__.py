@@ -1,0 +1,1 @@
+"""Migrated FastAPI features; `features.main:create_app` is the composition root."""

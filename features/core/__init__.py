@@ -1,0 +1,1 @@
+"""Shared infrastructure for every feature. Nothing here imports a feature."""

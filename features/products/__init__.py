@@ -1,0 +1,1 @@
+"""Products: /api/products (list, read) and the admin-only create and update."""

@@ -1,0 +1,1 @@
+"""Users: /api/users (list, read, create, replace, update, delete) and /api/me."""
