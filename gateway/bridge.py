@@ -166,7 +166,10 @@ class LegacyBridge:
             self._slots = asyncio.Semaphore(self.threads)
             self._idle = asyncio.Event()
         try:
-            await asyncio.wait_for(self._slots.acquire(), self.acquire_timeout)
+            if self._slots.locked():
+                await asyncio.wait_for(self._slots.acquire(), self.acquire_timeout)
+            else:  # a free thread: take it without wait_for's extra task
+                await self._slots.acquire()
         except TimeoutError:
             self.rejected += 1
             await send_error(

@@ -67,6 +67,11 @@ class Dispatcher:
         if kind != "http":
             await app(scope, receive, send)
             return
+        # FastAPI routes answer GET but not HEAD (Flask answers both); so that HEAD keeps
+        # working after a route moves, the native side gets a GET and the body is dropped
+        head = scope["method"] == "HEAD" and route.owner is Owner.NEW and "HEAD" not in (route.methods or ())
+        if head:
+            scope["method"] = "GET"
         extra = [(self._rid_name, request_id.encode())]
         if self._served_by is not None:
             extra.append((self._served_by, route.owner.value.encode()))
@@ -77,6 +82,8 @@ class Dispatcher:
                 message["headers"] = [
                     (k, v) for k, v in message.get("headers", ()) if k.lower() not in names
                 ] + extra
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         await app(scope, receive, tagged_send)

@@ -115,3 +115,12 @@ async def test_health_reports_map_and_legacy_pool(gateway: Gateway) -> None:
     assert body["map"]["routes"] == 2 and body["map"]["last_reload"]["ok"] is True
     assert body["legacy"] == {"mode": "in-process", "threads": 2, "busy": 0, "rejected": 0}
     assert 'gateway_map_reloads_total{result="ok"} 1.0' in metrics
+
+
+@pytest.mark.anyio
+async def test_head_on_a_native_get_route_is_answered_without_body(gateway: Gateway) -> None:
+    async with client(gateway) as c:
+        get = await c.get("/api/users/1", headers={"X-Request-ID": "h1"})
+        head = await c.head("/api/users/1", headers={"X-Request-ID": "h1"})
+    assert (head.status_code, head.headers["x-served-by"], head.content) == (200, "new", b"")
+    assert head.headers["content-type"] == get.headers["content-type"]

@@ -67,6 +67,10 @@ async def native_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             else:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["method"] == "HEAD":  # like a FastAPI GET route: HEAD is not allowed
+        await send({"type": "http.response.start", "status": 405, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
     headers = dict(scope["headers"])
     body = json.dumps({
         "side": "native",
