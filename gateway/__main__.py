@@ -1,0 +1,5 @@
+"""`python -m gateway`: the same command as the `gateway` console script."""
+
+from gateway.cli import main
+
+raise SystemExit(main())
