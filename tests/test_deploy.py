@@ -21,7 +21,7 @@ def test_every_image_is_pinned_to_a_version() -> None:
     images += re.findall(r"^FROM\s+(\S+)", (ROOT / "Dockerfile").read_text(), re.M)
     assert images
     for image in images:
-        name, _, tag = image.partition(":")
+        _, _, tag = image.partition(":")
         assert re.search(r"\d+\.\d+", tag), f"{image} is not pinned to a version"
 
 
