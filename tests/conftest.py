@@ -27,6 +27,12 @@ def _pg_available() -> str | None:
     return None
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (`@pytest.mark.anyio`) run on asyncio, the loop uvicorn uses."""
+    return "asyncio"
+
+
 @pytest.fixture(scope="session")
 def pg_base_url() -> str:
     """The PostgreSQL URL; skips (or, under CI=true, fails) when no server answers."""

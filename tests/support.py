@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
+
+import httpx
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
@@ -21,3 +24,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout} s")
         time.sleep(step)
+
+
+def asgi_client(app: Any, base_url: str = "http://gw") -> httpx.AsyncClient:
+    """An in-process client for an ASGI app (no lifespan is run: start it yourself)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)

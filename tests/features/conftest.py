@@ -13,11 +13,6 @@ from tests.features.helpers import native_app
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def seeded_url(db_url: str) -> str:
     seed(db_url)
     return db_url

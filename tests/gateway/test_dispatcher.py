@@ -6,6 +6,7 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.settings import GatewaySettings
+from tests.support import asgi_client
 
 MAP = """\
 version: 1
@@ -14,10 +15,6 @@ routes:
   - {id: users.write, path: '/api/users/<int:user_id>', methods: [PUT], owner: legacy}
 """
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -39,7 +36,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
 
 
 def client(gw: Gateway) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=gw.dispatcher), base_url="http://gw")
+    return asgi_client(gw.dispatcher)
 
 
 @pytest.mark.anyio

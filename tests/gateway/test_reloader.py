@@ -14,10 +14,6 @@ V2 = V1.replace("owner: new", "owner: legacy")
 BROKEN = V1 + "  - {id: users.get, path: /x, owner: new}\n"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def owner(holder: MapHolder) -> str:
     assert holder.table is not None

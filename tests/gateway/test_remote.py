@@ -14,6 +14,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.settings import GatewaySettings
 from tests.gateway.wsgi_fixtures import legacy_app
+from tests.support import asgi_client
 
 MAP = "version: 1\nroutes:\n  - {id: users.get, path: '/api/users/<int:id>', methods: [GET], owner: new}\n"
 
@@ -26,10 +27,6 @@ class _Quiet(WSGIRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -59,7 +56,7 @@ async def gateway(tmp_path: Path, legacy_server: str) -> AsyncIterator[Gateway]:
 
 
 def client(gw: Gateway) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=gw.dispatcher), base_url="http://gw")
+    return asgi_client(gw.dispatcher)
 
 
 @pytest.mark.anyio
