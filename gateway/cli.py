@@ -156,10 +156,17 @@ def cmd_routes(args: argparse.Namespace) -> int:
     table = [["METHOD", "PATH", "LEGACY", "NATIVE", "ENTRY", "OWNER", "NOTE"]]
     for r in rows:
         note = "; ".join(e.note for e in (r.legacy, r.native) if e is not None and e.note)
-        table.append([
-            r.method, r.path, yes[r.legacy is not None], yes[r.native is not None],
-            r.entry_id or "-", str(r.owner), note,
-        ])
+        table.append(
+            [
+                r.method,
+                r.path,
+                yes[r.legacy is not None],
+                yes[r.native is not None],
+                r.entry_id or "-",
+                str(r.owner),
+                note,
+            ]
+        )
     if not any(line[-1] for line in table[1:]):
         table = [line[:-1] for line in table]
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
@@ -175,8 +182,11 @@ def _row_json(r: inv.Row) -> dict[str, Any]:
         out |= {side: e is not None, f"{side}_path": e and e.path, f"{side}_name": e and e.name}
     notes = [e.note for e in (r.legacy, r.native) if e is not None and e.note]
     return out | {
-        "entry": r.entry_id, "line": r.entry_line, "owner": str(r.owner),
-        "served_natively": r.served_natively, "notes": notes,
+        "entry": r.entry_id,
+        "line": r.entry_line,
+        "owner": str(r.owner),
+        "served_natively": r.served_natively,
+        "notes": notes,
     }
 
 

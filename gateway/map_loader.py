@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gateway.map_schema import MigrationMap
+from gateway.map_schema import SAFE_METHODS, MigrationMap, Unsafe
 from gateway.paths import PathError, PathTemplate, parse_template
 
 MAX_MAP_BYTES = 4 * 1024 * 1024  # a map is a config file; anything larger is a mistake
@@ -158,6 +158,20 @@ def _check_semantics(mmap: MigrationMap, file: str, marks: dict[Loc, int], text:
             )
             template = PathTemplate(entry.path, ())
         templates.append(template)
+        rules = mmap.shadow_of(entry)
+        unsafe_only = entry.methods is not None and not (set(entry.methods) & SAFE_METHODS)
+        if unsafe_only and rules.sample > 0 and rules.unsafe is not Unsafe.ROLLBACK:
+            problems.append(
+                Problem(
+                    file,
+                    _line_for(marks, ("routes", i, "shadow")) or line,
+                    (
+                        f"route {entry.id!r} shadows {', '.join(entry.methods or ())}, which writes: "
+                        "add 'unsafe: rollback' to its shadow to run the candidate in a rolled-back "
+                        "transaction, or set sample: 0"
+                    ),
+                )
+            )
         if template.segments:
             for j in by_shape.get(template.shape, []):
                 other = mmap.routes[j]

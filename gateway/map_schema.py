@@ -6,8 +6,9 @@ silently ignored setting. New sections (shadow, canary, guards) are added as opt
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -24,8 +25,109 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Unsafe(StrEnum):
+    OFF = "off"  # writes are never shadowed
+    ROLLBACK = "rollback"  # the candidate runs first, in a transaction that is always rolled back
+
+
+class ShadowSettings(_Strict):
+    """Shadow rules as written: in `defaults` every field has a value, on a route any may be
+    left out and is then taken from `defaults` (lists are added to the defaults' lists)."""
+
+    sample: float | None = Field(None, ge=0, le=1, description="share of requests shadowed")
+    timeout_ms: int | None = Field(None, ge=1, le=120_000)
+    max_body_bytes: int | None = Field(None, ge=0, le=64 * 1024 * 1024)
+    ignore: tuple[str, ...] = ()  # paths: body.updated_at, body.items[].price, body.*.id, headers.etag
+    compare_headers: tuple[str, ...] | None = None  # replaces the defaults' list when given
+    ignore_headers: tuple[str, ...] = ()
+    float_tolerance: float | None = Field(None, ge=0)
+    unordered: tuple[str, ...] = ()  # list paths compared without order, e.g. body.items
+    redact: tuple[str, ...] = ()  # JSON field names never stored (password, token, ...)
+    noise_sample: float | None = Field(None, ge=0, le=1, description="share of shadows that rerun the owner")
+    unsafe: Unsafe | None = None
+
+    @field_validator("compare_headers", "ignore_headers", mode="after")
+    @classmethod
+    def _lower(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(v.lower() for v in value)
+
+
+DEFAULT_SHADOW = ShadowSettings(
+    sample=0.0,
+    timeout_ms=2000,
+    max_body_bytes=1024 * 1024,
+    compare_headers=("content-type",),
+    float_tolerance=0.0,
+    noise_sample=0.1,
+    unsafe=Unsafe.OFF,
+    redact=("password", "token", "access_token", "refresh_token", "secret", "api_key"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowRules:
+    """Effective shadow rules of one route: the defaults merged with the route's own."""
+
+    sample: float
+    timeout_ms: int
+    max_body_bytes: int
+    ignore: tuple[str, ...]
+    compare_headers: tuple[str, ...]
+    ignore_headers: tuple[str, ...]
+    float_tolerance: float
+    unordered: tuple[str, ...]
+    redact: tuple[str, ...]
+    noise_sample: float
+    unsafe: Unsafe
+
+    def shadows(self, method: str) -> bool:
+        return self.sample > 0 and (method in SAFE_METHODS or self.unsafe is Unsafe.ROLLBACK)
+
+
+def merge_shadow(defaults: ShadowSettings, route: ShadowSettings | None) -> ShadowRules:
+    base = DEFAULT_SHADOW.model_copy(update=defaults.model_dump(exclude_unset=True))
+    over = route or ShadowSettings()
+
+    def pick(name: str) -> Any:
+        value = getattr(over, name)
+        return getattr(base, name) if value is None else value
+
+    def union(name: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*getattr(base, name), *getattr(over, name))))
+
+    return ShadowRules(
+        sample=float(pick("sample")),
+        timeout_ms=int(pick("timeout_ms")),
+        max_body_bytes=int(pick("max_body_bytes")),
+        ignore=union("ignore"),
+        compare_headers=tuple(pick("compare_headers")),
+        ignore_headers=union("ignore_headers"),
+        float_tolerance=float(pick("float_tolerance")),
+        unordered=union("unordered"),
+        redact=union("redact"),
+        noise_sample=float(pick("noise_sample")),
+        unsafe=Unsafe(pick("unsafe")),
+    )
+
+
+class CutoverSettings(_Strict):
+    """What `gateway cutover-check` requires before a route may move to `owner: new`."""
+
+    min_samples: int | None = Field(None, ge=1)
+    max_mismatch_rate: float | None = Field(None, ge=0, le=1)
+    max_p95_ratio: float | None = Field(None, gt=0, description="new p95 / legacy p95")
+
+
+DEFAULT_CUTOVER = CutoverSettings(min_samples=200, max_mismatch_rate=0.001, max_p95_ratio=1.5)
+
+
 class Defaults(_Strict):
     owner: Owner = Owner.LEGACY
+    shadow: ShadowSettings = ShadowSettings()
+    cutover: CutoverSettings = CutoverSettings()
 
 
 class RouteEntry(_Strict):
@@ -34,6 +136,8 @@ class RouteEntry(_Strict):
     # None means every method; GET also answers HEAD, as in Flask.
     methods: tuple[str, ...] | None = None
     owner: Owner | None = None
+    shadow: ShadowSettings | None = None
+    cutover: CutoverSettings | None = None
 
     @field_validator("methods", mode="before")
     @classmethod
@@ -60,3 +164,13 @@ class MigrationMap(_Strict):
 
     def owner_of(self, entry: RouteEntry) -> Owner:
         return entry.owner or self.defaults.owner
+
+    def shadow_of(self, entry: RouteEntry) -> ShadowRules:
+        return merge_shadow(self.defaults.shadow, entry.shadow)
+
+    def cutover_of(self, entry: RouteEntry) -> CutoverSettings:
+        merged = DEFAULT_CUTOVER.model_dump()
+        merged.update(self.defaults.cutover.model_dump(exclude_none=True))
+        if entry.cutover is not None:
+            merged.update(entry.cutover.model_dump(exclude_none=True))
+        return CutoverSettings(**merged)

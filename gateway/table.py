@@ -9,11 +9,11 @@ the order werkzeug ranks rules in.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from gateway.map_loader import LoadedMap
-from gateway.map_schema import Owner
+from gateway.map_schema import Owner, ShadowRules, merge_shadow
 from gateway.paths import Kind, PathTemplate, Segment
 
 UNMAPPED_ID = "unmapped"
@@ -26,6 +26,7 @@ class Route:
     owner: Owner
     path: str
     methods: tuple[str, ...] | None
+    shadow: ShadowRules
     line: int | None = None
 
 
@@ -54,8 +55,8 @@ class _Node:
 
 
 class RoutingTable:
-    def __init__(self, routes: list[tuple[PathTemplate, Route]], default_owner: Owner) -> None:
-        self.default = Route(UNMAPPED_ID, default_owner, "*", None)
+    def __init__(self, routes: list[tuple[PathTemplate, Route]], default: Route) -> None:
+        self.default = default
         self.routes = tuple(route for _, route in routes)
         static: dict[str, dict[str, Route]] = {}
         self._root = _Node()
@@ -136,7 +137,13 @@ class RoutingTable:
 def build_table(loaded: LoadedMap) -> RoutingTable:
     mmap = loaded.map
     routes = [
-        (template, Route(entry.id, mmap.owner_of(entry), entry.path, entry.methods, line))
+        (
+            template,
+            Route(entry.id, mmap.owner_of(entry), entry.path, entry.methods, mmap.shadow_of(entry), line),
+        )
         for entry, template, line in zip(mmap.routes, loaded.templates, loaded.lines, strict=True)
     ]
-    return RoutingTable(routes, mmap.defaults.owner)
+    # unmapped requests are never shadowed: no native code claims them, so a diff is meaningless
+    unshadowed = replace(merge_shadow(mmap.defaults.shadow, None), sample=0.0)
+    default = Route(UNMAPPED_ID, mmap.defaults.owner, "*", None, unshadowed)
+    return RoutingTable(routes, default)

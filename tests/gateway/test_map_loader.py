@@ -62,6 +62,11 @@ def test_empty_routes_are_valid() -> None:
          "m.yaml:6: route 'b' overlaps route 'a' (line 5): both match every method /x"),
         ("version: 1\ndefaults: {owner: nobody}\n", "m.yaml:2: defaults.owner: Input should be 'legacy' or 'new'"),
         ("version: 1\nroutes:\n  - {id: a}\n", "m.yaml:3: routes[0].path: required key is missing"),
+        (GOOD + "    shadow: {sample: 0.5}\n", "m.yaml:12: route 'users.create' shadows POST, which writes: add 'unsafe: rollback'"),
+        (GOOD + "    shadow: {sample: 1.5}\n", "m.yaml:12: routes[1].shadow.sample: Input should be less than or equal to 1"),
+        (GOOD + "    shadow: {sample: 0.5, unsafe: yes}\n", "m.yaml:12: routes[1].shadow.unsafe: Input should be 'off' or 'rollback'"),
+        (GOOD + "    shadow: {sampel: 0.5}\n", "m.yaml:12: unknown key 'sampel' in routes[1].shadow"),
+        (GOOD + "    cutover: {min_samples: 0}\n", "m.yaml:12: routes[1].cutover.min_samples: Input should be greater than or equal to 1"),
     ],
 )
 def test_each_kind_of_broken_map_names_file_and_line(text: str, expected: str) -> None:
@@ -90,3 +95,16 @@ def test_shipped_map_is_valid() -> None:
     shipped = Path(__file__).resolve().parents[2] / "migration_map.yaml"
     loaded = load_map(shipped)
     assert {r.id for r in loaded.map.routes} >= {"users.get", "users.list"}
+
+
+def test_shadow_rules_merge_defaults_with_the_route() -> None:
+    loaded = parse_map(GOOD.replace("defaults:\n  owner: legacy", "defaults:\n  owner: legacy\n  shadow: {sample: 0.2, ignore: [headers.date]}")
+                       + "    shadow: {unsafe: rollback, ignore: [body.id], timeout_ms: 50}\n")
+    get, create = (loaded.map.shadow_of(r) for r in loaded.map.routes)
+    assert (get.sample, get.ignore, get.timeout_ms, get.shadows("GET"), get.shadows("POST")) == (0.2, ("headers.date",), 2000, True, False)
+    assert (create.ignore, create.timeout_ms, create.shadows("POST")) == (("headers.date", "body.id"), 50, True)
+    assert "password" in create.redact
+
+
+def test_writes_may_be_shadowed_with_rollback() -> None:
+    parse_map(GOOD + "    shadow: {sample: 0.5, unsafe: rollback}\n")
