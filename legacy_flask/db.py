@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy.orm import Session, sessionmaker
 
 _EXTENSION = "legacy_flask.db"
+SHADOW_HEADER = "X-Gateway-Shadow"
 
 
 def normalise_url(url: str) -> str:
@@ -50,9 +51,26 @@ def get_session() -> Session:
     thread-local would hand that thread a second, never-removed session.
     """
     if "db_session" not in g:
-        g.db_session = current_app.extensions[_EXTENSION]()
+        factory: sessionmaker[Session] = current_app.extensions[_EXTENSION]
+        if is_rollback_shadow():
+            # The gateway runs this request as a shadow of a write: everything it does must
+            # vanish. The session joins an outer transaction it may not commit
+            # ("rollback_only": its commit() only flushes), and teardown rolls that back.
+            conn = get_engine(current_app).connect()
+            g.db_shadow = (conn, conn.begin())
+            g.db_session = factory(bind=conn, join_transaction_mode="rollback_only")
+        else:
+            g.db_session = factory()
     session: Session = g.db_session
     return session
+
+
+def is_rollback_shadow() -> bool:
+    """True when the gateway sent this request as a shadow copy whose writes must not last.
+
+    The gateway strips this header from client requests, so only it can set it.
+    """
+    return has_request_context() and request.headers.get(SHADOW_HEADER) == "rollback"
 
 
 def _close_session(_exc: BaseException | None) -> None:
@@ -60,3 +78,8 @@ def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is not None:
         session.close()
+    shadow = g.pop("db_shadow", None)
+    if shadow is not None:
+        conn, outer = shadow
+        outer.rollback()
+        conn.close()

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from features.core.settings import Settings
+from features.core.shadow import is_rollback_shadow
 
 # the legacy side spells these with sync drivers; the same database, async drivers here
 _ASYNC_DRIVERS = {
@@ -79,8 +80,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     (services and repos only flush): running shadowed writes in an always-rolled-back
     transaction means changing how this function ends the transaction, nothing else.
     """
-    async with _sessionmaker(request.app)() as session, session.begin():
-        yield session
+    async with _sessionmaker(request.app)() as session:
+        if is_rollback_shadow(request):
+            # a shadow copy of a write: the handler runs for real, its transaction never lands
+            transaction = await session.begin()
+            try:
+                yield session
+                await session.flush()
+            finally:
+                await transaction.rollback()
+            return
+        async with session.begin():
+            yield session
 
 
 # scope="function": the commit runs before the response is sent, so a client that
