@@ -17,6 +17,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.reloader import MapHolder, MapWatcher
 from gateway.remote import RemoteLegacy
 from gateway.settings import GatewaySettings
+from gateway.shadow import ParitySink, ShadowRunner
 
 log = logging.getLogger("gateway")
 
@@ -24,25 +25,42 @@ log = logging.getLogger("gateway")
 class Gateway:
     """Owns the backends and the map watcher; `dispatcher` is the ASGI app to serve."""
 
-    def __init__(self, settings: GatewaySettings, metrics: GatewayMetrics | None = None) -> None:
+    def __init__(
+        self, settings: GatewaySettings, metrics: GatewayMetrics | None = None, sink: ParitySink | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics or GatewayMetrics()
         self.holder = MapHolder(settings.map_path, self.metrics)
         self.holder.load_initial()
         self.legacy: LegacyBridge | RemoteLegacy
+        # shadow calls to legacy get their own threads, so they never take one from a client
+        self.legacy_shadow: LegacyBridge | RemoteLegacy
         if settings.legacy_url:
             self.legacy = RemoteLegacy(
                 settings.legacy_url,
                 timeout=settings.remote_timeout,
                 max_connections=settings.remote_max_connections,
             )
+            self.legacy_shadow = self.legacy
         else:
+            wsgi_app = load_app(settings.legacy_app)
             self.legacy = LegacyBridge(
-                load_app(settings.legacy_app),
-                threads=settings.legacy_threads,
-                acquire_timeout=settings.legacy_queue_timeout,
+                wsgi_app, threads=settings.legacy_threads, acquire_timeout=settings.legacy_queue_timeout
+            )
+            self.legacy_shadow = LegacyBridge(
+                wsgi_app, threads=settings.shadow_legacy_threads, acquire_timeout=1.0, abandonable=True
             )
         self.native: ASGIApp = load_app(settings.native_app)
+        self.shadow: ShadowRunner | None = None
+        if sink is not None:
+            self.shadow = ShadowRunner(
+                native=self.native,
+                legacy=self.legacy_shadow,
+                sink=sink,
+                metrics=self.metrics,
+                concurrency=settings.shadow_concurrency,
+                queue_size=settings.shadow_queue_size,
+            )
         self._native_lifespan = ChildLifespan(self.native, "native")
         self.watcher = MapWatcher(self.holder, settings.reload_poll_interval)
         admin = create_admin_app(holder=self.holder, metrics=self.metrics, legacy=self.legacy)
@@ -52,10 +70,13 @@ class Gateway:
             lifespan=self._lifespan,
             request_id_header=settings.request_id_header,
             served_by_header=settings.served_by_header,
+            shadow=self.shadow,
         )
 
     async def startup(self, state: dict[str, Any] | None = None) -> None:
         await self._native_lifespan.startup(state)
+        if self.shadow is not None:
+            await self.shadow.start()
         self.watcher.start()
         loaded = self.holder.loaded
         assert loaded is not None
@@ -70,10 +91,14 @@ class Gateway:
     async def shutdown(self) -> None:
         timeout = self.settings.shutdown_timeout
         await self.watcher.stop()
+        if self.shadow is not None:
+            await self.shadow.stop(timeout / 2)
         if isinstance(self.legacy, LegacyBridge):
             await self.legacy.aclose(timeout)
         else:
             await self.legacy.aclose()
+        if isinstance(self.legacy_shadow, LegacyBridge):
+            await self.legacy_shadow.aclose(0)
         await self._native_lifespan.shutdown(timeout)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

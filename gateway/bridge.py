@@ -140,12 +140,16 @@ class _Responder(WSGIResponder):  # type: ignore[misc]
 class LegacyBridge:
     """ASGI app serving a WSGI app on a bounded thread pool."""
 
-    def __init__(self, app: WSGIApp, *, threads: int = 10, acquire_timeout: float = 5.0) -> None:
+    def __init__(
+        self, app: WSGIApp, *, threads: int = 10, acquire_timeout: float = 5.0, abandonable: bool = False
+    ) -> None:
         if threads < 1:
             raise ValueError("legacy thread pool needs at least one thread")
         self.wsgi_app = app
         self.threads = threads
         self.acquire_timeout = acquire_timeout
+        # set for callers that may cancel a request midway (shadow calls with a timeout)
+        self.abandonable = abandonable
         self._app = _terminated_input(app)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="legacy-wsgi"
@@ -184,6 +188,25 @@ class LegacyBridge:
             return
         self.busy += 1
         responder = _Responder(self._app, self._executor)
+        if not self.abandonable:
+            try:
+                await self._serve(responder, scope, receive, send)
+            finally:
+                self._release()
+            return
+        task = asyncio.ensure_future(self._serve(responder, scope, receive, send))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The caller gave up (a shadow's timeout): a thread cannot be interrupted, so it
+            # is told to stop at its next chunk and keeps its slot until it really ends;
+            # otherwise a hanging app would pile abandoned work onto the executor's queue.
+            responder.disconnected.set()
+            task.add_done_callback(lambda _: self._release())
+            raise
+        self._release()
+
+    async def _serve(self, responder: _Responder, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await responder(scope, receive, send)
         except ClientDisconnected:
@@ -195,11 +218,13 @@ class LegacyBridge:
             await send_error(
                 send, 500, "legacy_error", "the legacy app failed to answer", scope.get(REQUEST_ID_KEY)
             )
-        finally:
-            self.busy -= 1
-            self._slots.release()
-            if self.busy == 0 and self._idle is not None:
-                self._idle.set()
+
+    def _release(self) -> None:
+        self.busy -= 1
+        assert self._slots is not None
+        self._slots.release()
+        if self.busy == 0 and self._idle is not None:
+            self._idle.set()
 
     async def aclose(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait up to `timeout` for in-flight legacy requests; True if all finished."""

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from gateway.asgi import REQUEST_ID_KEY, ASGIApp, Message, Receive, Scope, Send
 from gateway.map_schema import Owner
 from gateway.reloader import MapHolder
+from gateway.shadow import ShadowRunner
+from gateway.shadow_io import SHADOW_HEADER
+from gateway.table import Route
 
 ROUTE_KEY = "gateway.route"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
@@ -38,7 +41,9 @@ class Dispatcher:
         lifespan: Callable[[Scope, Receive, Send], Awaitable[None]],
         request_id_header: str = "X-Request-ID",
         served_by_header: str = "X-Served-By",
+        shadow: ShadowRunner | None = None,
     ) -> None:
+        self.shadow = shadow
         self.holder = holder
         self.backends = backends
         self._lifespan = lifespan
@@ -72,13 +77,21 @@ class Dispatcher:
         head = scope["method"] == "HEAD" and route.owner is Owner.NEW and "HEAD" not in (route.methods or ())
         if head:
             scope["method"] = "GET"
+        shadow = self.shadow
+        if shadow is not None and kind == "http" and shadow.wanted(route, scope["method"]):
+            await shadow.handle(scope, receive, self._tagger(send, route, request_id, head), route, app)
+            return
+        await app(scope, receive, self._tagger(send, route, request_id, head))
+
+    def _tagger(self, send: Send, route: Route, request_id: str, head: bool) -> Send:
+        """The client's `send`, adding the request id and served-by headers."""
         extra = [(self._rid_name, request_id.encode())]
         if self._served_by is not None:
             extra.append((self._served_by, route.owner.value.encode()))
+        names = {self._rid_name, self._served_by}
 
         async def tagged_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {self._rid_name, self._served_by}
                 message["headers"] = [
                     (k, v) for k, v in message.get("headers", ()) if k.lower() not in names
                 ] + extra
@@ -86,12 +99,14 @@ class Dispatcher:
                 message = {**message, "body": b""}
             await send(message)
 
-        await app(scope, receive, tagged_send)
+        return tagged_send
 
     def _request_id(self, scope: Scope) -> tuple[str, list[tuple[bytes, bytes]]]:
         headers: list[tuple[bytes, bytes]] = []
         request_id: str | None = None
         for name, value in scope.get("headers", ()):
+            if name == SHADOW_HEADER:
+                continue  # only the gateway may mark a request as a shadow
             if name == self._rid_name:
                 # keep a client's id only if it is safe to log and echo; otherwise replace it
                 if request_id is None and _VALID_REQUEST_ID.fullmatch(value):

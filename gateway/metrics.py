@@ -17,3 +17,15 @@ class GatewayMetrics:
             "Legacy requests answered 503 because no worker thread became free",
             registry=self.registry,
         )
+        self.shadow_results = Counter(
+            "gateway_shadow_comparisons",
+            "Shadow comparisons by result (match: identical, diff: differs, error: candidate failed)",
+            ["route", "result"],
+            registry=self.registry,
+        )
+        self.shadow_skipped = Counter(
+            "gateway_shadow_skipped",
+            "Shadows not compared, by reason",
+            ["route", "reason"],
+            registry=self.registry,
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,9 +26,23 @@ class GatewaySettings(BaseSettings):
     remote_timeout: float = Field(30.0, gt=0)
     remote_max_connections: int = Field(100, ge=1)
 
+    # shadow traffic: workers comparing off the response path, and how many may wait
+    shadow_concurrency: int = Field(8, ge=1, le=1000)
+    shadow_queue_size: int = Field(100, ge=1, le=100_000)
+    shadow_legacy_threads: int = Field(4, ge=1, le=1000, description="legacy threads for shadow calls only")
+
     request_id_header: str = "X-Request-ID"
     served_by_header: str = Field("X-Served-By", description="empty to turn the header off")
 
     reload_poll_interval: float = Field(2.0, gt=0, description="fallback map check when no file event comes")
     shutdown_timeout: float = Field(10.0, ge=0)
     log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$")
+
+    # the parity store: shadow results and samples (`postgresql://...` for several instances)
+    store_url: str = "sqlite:///gateway_parity.db"
+    store_flush_interval: float = Field(1.0, gt=0, le=3600, description="seconds between batched writes")
+    samples_per_signature: int = Field(5, ge=0, le=1000, description="samples kept per route and diff")
+    max_samples: int = Field(10_000, ge=0, description="samples kept in all; the oldest go first")
+    sample_retention_days: float = Field(14.0, gt=0)
+    # the admin API (/_gateway/api/...) answers only `Authorization: Bearer <token>`; off when unset
+    admin_token: SecretStr | None = None

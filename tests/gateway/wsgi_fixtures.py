@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,6 +52,12 @@ def legacy_app(environ: dict[str, Any], start_response: Any) -> Any:
         GATE.wait(10)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"unblocked"]
+    if path == "/whoami":  # what the side was told about the request
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"request_id": environ.get("HTTP_X_REQUEST_ID"), "shadow": environ.get("HTTP_X_GATEWAY_SHADOW")}).encode()]
+    if path == "/token":  # a field that differs on every call, on either side
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"token": uuid.uuid4().hex, "value": 1}).encode()]
     if path == "/crash":
         raise RuntimeError("legacy blew up")
     start_response("200 OK", [("Content-Type", "text/plain"), ("X-Served-By", "spoofed")])
@@ -70,6 +77,17 @@ async def native_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["method"] == "HEAD":  # like a FastAPI GET route: HEAD is not allowed
         await send({"type": "http.response.start", "status": 405, "headers": []})
         await send({"type": "http.response.body", "body": b""})
+        return
+    if scope["path"] == "/whoami":
+        h = dict(scope["headers"])
+        who = {"request_id": h.get(b"x-request-id", b"").decode() or None, "shadow": (h.get(b"x-gateway-shadow") or b"").decode() or None}
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": json.dumps(who).encode()})
+        return
+    if scope["path"] == "/token":
+        token = json.dumps({"token": uuid.uuid4().hex, "value": 1}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": token})
         return
     headers = dict(scope["headers"])
     body = json.dumps({

@@ -1,0 +1,248 @@
+"""Shadow traffic: the owner answers the client, the other side answers a copy, both compared.
+
+Reads: the owner runs as usual while its answer is captured; the copy goes to a bounded
+queue that a fixed number of workers drain off the response path (a full queue skips the
+shadow and counts it: nothing queues without limit). Each shadow call has a timeout, and
+whatever the candidate does, the client never sees it. Some reads also run the owner a
+second time, so that fields that differ by themselves (timestamps, tokens) are learnt as
+noise rather than reported as mismatches.
+
+Writes (only with `unsafe: rollback`): the candidate runs first, inline, in a transaction
+it cannot commit (`X-Gateway-Shadow: rollback`), against the state the owner will see;
+then the owner runs for real; the comparison is queued like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.asgi import ASGIApp, Message, Receive, Scope, Send
+from gateway.compare import compare, compile_rules
+from gateway.exchange import Capture, CapturedRequest, Difference, Side
+from gateway.map_schema import SAFE_METHODS, Owner
+from gateway.metrics import GatewayMetrics
+from gateway.shadow_io import (
+    RequestBody,
+    ResponseCapture,
+    captured_request,
+    read_body,
+    replay,
+    shadow_scope,
+)
+from gateway.table import Route
+
+log = logging.getLogger("gateway.shadow")
+
+
+class ParitySink(Protocol):
+    """Where results go (the parity store's recorder). Calls must be cheap and never block."""
+
+    def record_comparison(
+        self,
+        *,
+        route_id: str,
+        owner_side: Side,
+        owner: Capture,
+        candidate: Capture,
+        request: CapturedRequest,
+        diffs: tuple[Difference, ...],
+        owner_ms: float,
+        candidate_ms: float,
+        redact: tuple[str, ...],
+    ) -> None: ...
+
+    def record_noise(self, *, route_id: str, diffs: tuple[Difference, ...]) -> None: ...
+
+    def record_candidate_error(
+        self, *, route_id: str, owner_side: Side, error: str, owner_ms: float, candidate_ms: float | None
+    ) -> None: ...
+
+    def record_skip(self, *, route_id: str, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class Outcome:
+    capture: Capture | None
+    ms: float
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class _Job:
+    route: Route
+    scope: Scope
+    request: CapturedRequest
+    owner: Capture
+    owner_ms: float
+    candidate: Outcome | None = None  # already run (writes run the candidate first)
+
+
+class ShadowRunner:
+    def __init__(
+        self,
+        *,
+        native: ASGIApp,
+        legacy: ASGIApp,
+        sink: ParitySink,
+        metrics: GatewayMetrics,
+        concurrency: int = 8,
+        queue_size: int = 100,
+    ) -> None:
+        # `legacy` is a separate instance from the one serving clients: shadows get their own
+        # threads and can never take one from real traffic
+        self._apps = {Side.NEW: native, Side.LEGACY: legacy}
+        self.sink = sink
+        self.metrics = metrics
+        self.concurrency = concurrency
+        self.queue_size = queue_size
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue(self.queue_size)
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"shadow-{i}") for i in range(self.concurrency)
+        ]
+
+    async def stop(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Finish queued comparisons for up to `timeout` seconds, then drop the rest."""
+        if self._queue is not None and not self._queue.empty():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), timeout)
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    def wanted(self, route: Route, method: str) -> bool:
+        rules = route.shadow
+        return rules.shadows(method) and (rules.sample >= 1 or random.random() < rules.sample)
+
+    async def handle(
+        self, scope: Scope, receive: Receive, send: Send, route: Route, owner_app: ASGIApp
+    ) -> None:
+        rules = route.shadow
+        body = await read_body(receive, rules.max_body_bytes)
+        if not body.complete:
+            self._skip(route.id, "client_disconnected" if body.disconnected else "request_too_large")
+            await owner_app(scope, replay(body, receive), send)
+            return
+        request = captured_request(scope, body.data)
+        candidate: Outcome | None = None
+        if scope["method"] not in SAFE_METHODS:
+            candidate = await self._call(
+                _other(route.owner), shadow_scope(scope, "rollback"), body.data, route
+            )
+        capture = ResponseCapture(rules.max_body_bytes)
+
+        async def owner_send(message: Message) -> None:
+            capture.feed(message)
+            await send(message)
+
+        started = time.perf_counter()
+        await owner_app(scope, replay(body, receive), owner_send)
+        owner_ms = (time.perf_counter() - started) * 1000
+        if not capture.complete:
+            self._skip(route.id, "owner_incomplete")
+            return
+        job = _Job(route, scope, request, capture.result(), owner_ms, candidate)
+        assert self._queue is not None, "the shadow runner is started with the gateway"
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self._skip(route.id, "queue_full")
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._process(job)
+            except Exception:
+                log.exception("shadow comparison of %s failed", job.route.id)
+            finally:
+                self._queue.task_done()
+
+    async def _process(self, job: _Job) -> None:
+        route = job.route
+        if job.owner.truncated:
+            self._skip(route.id, "response_too_large")
+            return
+        outcome = job.candidate or await self._call(
+            _other(route.owner), shadow_scope(job.scope, "copy"), job.request.body, route
+        )
+        owner_side = Side(route.owner.value)
+        if outcome.capture is None:
+            self.metrics.shadow_results.labels(route.id, "error").inc()
+            self.sink.record_candidate_error(
+                route_id=route.id,
+                owner_side=owner_side,
+                error=outcome.error or "no response",
+                owner_ms=job.owner_ms,
+                candidate_ms=outcome.ms,
+            )
+            return
+        if outcome.capture.truncated:
+            self._skip(route.id, "response_too_large")
+            return
+        rules = compile_rules(route.shadow)
+        diffs = compare(job.owner, outcome.capture, rules)
+        self.metrics.shadow_results.labels(route.id, "diff" if diffs else "match").inc()
+        self.sink.record_comparison(
+            route_id=route.id,
+            owner_side=owner_side,
+            owner=job.owner,
+            candidate=outcome.capture,
+            request=job.request,
+            diffs=diffs,
+            owner_ms=job.owner_ms,
+            candidate_ms=outcome.ms,
+            redact=route.shadow.redact,
+        )
+        if job.request.method in SAFE_METHODS and random.random() < route.shadow.noise_sample:
+            again = await self._call(owner_side, shadow_scope(job.scope, "copy"), job.request.body, route)
+            if again.capture is not None and not again.capture.truncated:
+                self.sink.record_noise(route_id=route.id, diffs=compare(job.owner, again.capture, rules))
+
+    async def _call(self, side: Side, scope: Scope, body: bytes, route: Route) -> Outcome:
+        """Run one side on a copy of the request; its failures are results, never raised."""
+        capture = ResponseCapture(route.shadow.max_body_bytes)
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(
+                self._apps[side](scope, replay_bytes(body), capture.send), route.shadow.timeout_ms / 1000
+            )
+        except TimeoutError:
+            return Outcome(None, _ms(started), f"timeout after {route.shadow.timeout_ms} ms")
+        except Exception as exc:
+            return Outcome(None, _ms(started), f"{type(exc).__name__}: {exc}"[:300])
+        if not capture.complete:
+            return Outcome(None, _ms(started), "no complete response")
+        return Outcome(capture.result(), _ms(started))
+
+    def _skip(self, route_id: str, reason: str) -> None:
+        self.metrics.shadow_skipped.labels(route_id, reason).inc()
+        self.sink.record_skip(route_id=route_id, reason=reason)
+
+
+def replay_bytes(body: bytes) -> Receive:
+    return replay(RequestBody([body], True), None)
+
+
+def _other(owner: Owner) -> Side:
+    return Side.LEGACY if owner is Owner.NEW else Side.NEW
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
