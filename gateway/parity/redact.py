@@ -1,0 +1,202 @@
+"""What a stored sample may contain: requests and answers with their secrets taken out.
+
+Credentials (Authorization, Cookie, Set-Cookie, Proxy-Authorization, X-API-Key) never reach
+the store: their header values are replaced, and the values themselves are scrubbed wherever
+else they appear (an app that echoes its request headers, a diff rendering). Configured field
+names (`shadow.redact`) are replaced at any depth of a JSON body, in forms, in the query
+string, and in text that looks like `name: value` or `name=value`. Bodies are stored in a
+bounded form: JSON up to MAX_JSON characters, other text up to MAX_TEXT, binary as a digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from gateway.exchange import Capture, CapturedRequest, Difference
+
+REDACTED = "[redacted]"
+SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+MAX_TEXT = 64 * 1024
+MAX_JSON = 256 * 1024
+_MIN_SECRET = 4  # shorter values would scrub innocent text ("1", "yes")
+_TEXTUAL = ("text/", "application/xml", "application/javascript")
+
+Headers = Sequence[tuple[str, str]]
+
+
+def secrets_of(request: CapturedRequest, *answers: Capture) -> set[str]:
+    """Credential values carried by the exchange: whole header values and their parts."""
+    found: set[str] = set()
+    headers = [*request.headers, *(h for a in answers for h in a.headers)]
+    for name, value in headers:
+        name = name.lower()
+        if name not in SENSITIVE_HEADERS:
+            continue
+        found.add(value.strip())
+        if name.endswith("authorization"):
+            found.add(value.strip().rpartition(" ")[2])
+        elif name == "cookie":
+            found.update(part.partition("=")[2].strip() for part in value.split(";"))
+        elif name == "set-cookie":
+            found.add(value.split(";", 1)[0].partition("=")[2].strip())
+    return {s for s in found if len(s) >= _MIN_SECRET}
+
+
+class Redactor:
+    def __init__(self, fields: Iterable[str], secrets: Iterable[str] = ()) -> None:
+        self.fields = frozenset(f.lower() for f in fields if f)
+        self.secrets = sorted(set(secrets), key=len, reverse=True)
+        names = "|".join(re.escape(f) for f in sorted(self.fields, key=len, reverse=True))
+        # `name: value`, `"name": "value"`, `name=value` in text that is not parsed as a whole
+        self._pairs = (
+            re.compile(
+                rf"""(?i)(["']?\b(?:{names})\b["']?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^\s&,;}}\]<]+)"""
+            )
+            if names
+            else None
+        )
+
+    def text(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        if self._pairs is not None:
+            text = self._pairs.sub(lambda m: m.group(1) + REDACTED, text)
+        return text
+
+    def hidden(self, name: str) -> bool:
+        return name.lower() in self.fields
+
+    def json(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: REDACTED if self.hidden(k) else self.json(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.json(v) for v in value]
+        if isinstance(value, str):
+            return self.text(value)
+        return value
+
+    def headers(self, headers: Headers) -> list[list[str]]:
+        return [
+            [name, REDACTED if name.lower() in SENSITIVE_HEADERS else self.text(value)]
+            for name, value in headers
+        ]
+
+    def pairs(self, pairs: Iterable[tuple[str, str]]) -> list[list[str]]:
+        return [[self.text(k), REDACTED if self.hidden(k) else self.text(v)] for k, v in pairs]
+
+    def query(self, query: str) -> str:
+        if not query:
+            return ""
+        pairs = self.pairs(parse_qsl(query, keep_blank_values=True))
+        return urlencode([(k, v) for k, v in pairs], safe="[]")
+
+    def body(self, body: bytes, content_type: str | None, truncated: bool = False) -> dict[str, Any]:
+        if truncated:
+            return {"kind": "truncated"}
+        if not body:
+            return {"kind": "empty"}
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        if media == "application/json" or media.endswith("+json") or body[:1] in (b"{", b"["):
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                pass
+            else:
+                value = self.json(parsed)
+                if len(json.dumps(value)) <= MAX_JSON:
+                    return {"kind": "json", "value": value}
+                return self._text(json.dumps(value), len(body))
+        if media == "application/x-www-form-urlencoded":
+            text = body.decode("utf-8", "replace")
+            return {"kind": "form", "fields": self.pairs(parse_qsl(text, keep_blank_values=True))}
+        if media == "multipart/form-data" and content_type:
+            parts = self._multipart(body, content_type)
+            if parts is not None:
+                return {"kind": "multipart", "parts": parts}
+            return _digest(body)
+        if media.startswith(_TEXTUAL):
+            return self._text(body.decode("utf-8", "replace"), len(body))
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return _digest(body)
+        return _digest(body) if "\x00" in text else self._text(text, len(body))
+
+    def _text(self, text: str, length: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": "text", "text": self.text(text[:MAX_TEXT])}
+        if len(text) > MAX_TEXT:
+            out |= {"truncated": True, "length": length}
+        return out
+
+    def _multipart(self, body: bytes, content_type: str) -> list[dict[str, Any]] | None:
+        head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+        message = BytesParser(policy=HTTP).parsebytes(head + body)
+        if not message.is_multipart():
+            return None
+        parts: list[dict[str, Any]] = []
+        for part in message.iter_parts():
+            name = str(part.get_param("name", "", header="content-disposition"))
+            data = part.get_payload(decode=True)
+            payload = data if isinstance(data, bytes) else b""
+            filename = part.get_filename()
+            if filename is not None:
+                parts.append({"name": name, "filename": self.text(filename)} | _digest(payload))
+            elif self.hidden(name):
+                parts.append({"name": name, "value": REDACTED})
+            else:
+                text = payload.decode("utf-8", "replace")[:MAX_TEXT]
+                parts.append({"name": name, "value": self.text(text)})
+        return parts
+
+    def rendering(self, path: str, rendered: str | None) -> str | None:
+        """A difference's rendered value: hidden when its path names a secret."""
+        if rendered is None:
+            return None
+        names = [seg.removesuffix("[]") for seg in path.split(".")]
+        if names[0] == "headers" and len(names) > 1 and ".".join(names[1:]).lower() in SENSITIVE_HEADERS:
+            return REDACTED
+        if any(self.hidden(n) for n in names[1:]):
+            return REDACTED
+        return self.text(rendered)
+
+
+def _digest(body: bytes) -> dict[str, Any]:
+    return {"kind": "binary", "sha256": hashlib.sha256(body).hexdigest(), "length": len(body)}
+
+
+def request_json(request: CapturedRequest, redactor: Redactor) -> dict[str, Any]:
+    content_type = next((v for k, v in request.headers if k.lower() == "content-type"), None)
+    return {
+        "method": request.method,
+        "path": request.path,
+        "query": redactor.query(request.query),
+        "headers": redactor.headers(request.headers),
+        "body": redactor.body(request.body, content_type),
+    }
+
+
+def capture_json(capture: Capture, redactor: Redactor) -> dict[str, Any]:
+    return {
+        "status": capture.status,
+        "headers": redactor.headers(capture.headers),
+        "body": redactor.body(capture.body, capture.header("content-type"), capture.truncated),
+    }
+
+
+def differences_json(diffs: Iterable[Difference], redactor: Redactor) -> list[dict[str, Any]]:
+    return [
+        {
+            "path": d.path,
+            "kind": str(d.kind),
+            "owner": redactor.rendering(d.path, d.owner),
+            "candidate": redactor.rendering(d.path, d.candidate),
+        }
+        for d in diffs
+    ]
