@@ -130,6 +130,10 @@ def cmd_check_map(args: argparse.Namespace) -> int:
         legacy, native = _endpoints(inv.Side.LEGACY, settings), _endpoints(inv.Side.NATIVE, settings)
         errors, warnings = inv.check_entries(loaded, legacy, native)
         _print_problems(warnings, "warning: ")
+    if args.against_store:
+        from gateway.cli_parity import store_problems  # it imports this module
+
+        errors = [*errors, *store_problems(loaded, args.store)]
     if errors:
         _print_problems(errors)
         return 1
@@ -344,6 +348,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("map_file", nargs="?", metavar="PATH", help=map_help)
     p.add_argument("--map", help=map_help)
     p.add_argument("--no-apps", action="store_true", help="check the file only; do not load the apps")
+    p.add_argument(
+        "--against-store", action="store_true", help="refuse owner: new on a route not ready for cut-over"
+    )
+    p.add_argument("--store", metavar="URL", help="parity store URL (default: $GATEWAY_STORE_URL)")
 
     p = command("routes", cmd_routes, "every legacy rule and native route, its owner, and migration progress")
     p.add_argument("--map", help=map_help)
@@ -357,6 +365,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("method", metavar="METHOD")
     p.add_argument("path", metavar="PATH", help="request path; a query string is ignored")
     p.add_argument("--map", help=map_help)
+
+    from gateway import cli_parity  # parity, cutover-check; it imports this module
+
+    cli_parity.register(command)
     return parser
 
 

@@ -5,7 +5,8 @@ the store: their header values are replaced, and the values themselves are scrub
 else they appear (an app that echoes its request headers, a diff rendering). Configured field
 names (`shadow.redact`) are replaced at any depth of a JSON body, in forms, in the query
 string, and in text that looks like `name: value` or `name=value`. Bodies are stored in a
-bounded form: JSON up to MAX_JSON characters, other text up to MAX_TEXT, binary as a digest.
+bounded form: JSON up to MAX_JSON characters, other text up to MAX_TEXT, binary as a digest;
+gzip and deflate bodies are decoded first (up to MAX_INFLATED bytes).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -25,6 +27,7 @@ REDACTED = "[redacted]"
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 MAX_TEXT = 64 * 1024
 MAX_JSON = 256 * 1024
+MAX_INFLATED = 4 * 1024 * 1024  # a compressed body is read up to this size, never further
 _MIN_SECRET = 4  # shorter values would scrub innocent text ("1", "yes")
 _TEXTUAL = ("text/", "application/xml", "application/javascript")
 
@@ -97,11 +100,19 @@ class Redactor:
         pairs = self.pairs(parse_qsl(query, keep_blank_values=True))
         return urlencode([(k, v) for k, v in pairs], safe="[]")
 
-    def body(self, body: bytes, content_type: str | None, truncated: bool = False) -> dict[str, Any]:
+    def body(
+        self, body: bytes, content_type: str | None, truncated: bool = False, encoding: str | None = None
+    ) -> dict[str, Any]:
         if truncated:
             return {"kind": "truncated"}
         if not body:
             return {"kind": "empty"}
+        coding = (encoding or "").strip().lower()
+        if coding not in ("", "identity"):
+            decoded = _inflate(body, coding)
+            if decoded is None:
+                return _digest(body) | {"encoding": coding}
+            return self.body(decoded, content_type) | {"encoding": coding}
         media = (content_type or "").split(";", 1)[0].strip().lower()
         if media == "application/json" or media.endswith("+json") or body[:1] in (b"{", b"["):
             try:
@@ -167,6 +178,22 @@ class Redactor:
         return self.text(rendered)
 
 
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _inflate(body: bytes, coding: str) -> bytes | None:
+    """A gzip or deflate body decoded, up to MAX_INFLATED bytes; None when it cannot be."""
+    wbits = _WBITS.get(coding)
+    if wbits is None:
+        return None
+    try:
+        inflater = zlib.decompressobj(wbits)
+        data = inflater.decompress(body, MAX_INFLATED)
+    except zlib.error:
+        return None
+    return data if inflater.eof else None  # cut short, or larger than we read: keep the digest
+
+
 def _digest(body: bytes) -> dict[str, Any]:
     return {"kind": "binary", "sha256": hashlib.sha256(body).hexdigest(), "length": len(body)}
 
@@ -186,7 +213,12 @@ def capture_json(capture: Capture, redactor: Redactor) -> dict[str, Any]:
     return {
         "status": capture.status,
         "headers": redactor.headers(capture.headers),
-        "body": redactor.body(capture.body, capture.header("content-type"), capture.truncated),
+        "body": redactor.body(
+            capture.body,
+            capture.header("content-type"),
+            capture.truncated,
+            encoding=capture.header("content-encoding"),
+        ),
     }
 
 
