@@ -14,6 +14,7 @@ from gateway.lifespan import ChildLifespan
 from gateway.loading import load_app
 from gateway.logs import configure_logging
 from gateway.metrics import GatewayMetrics
+from gateway.parity.recorder import ParityRecorder
 from gateway.reloader import MapHolder, MapWatcher
 from gateway.remote import RemoteLegacy
 from gateway.settings import GatewaySettings
@@ -32,6 +33,7 @@ class Gateway:
         self.metrics = metrics or GatewayMetrics()
         self.holder = MapHolder(settings.map_path, self.metrics)
         self.holder.load_initial()
+        self.recorder = ParityRecorder.from_settings(settings)  # shadow results, written in batches
         self.legacy: LegacyBridge | RemoteLegacy
         # shadow calls to legacy get their own threads, so they never take one from a client
         self.legacy_shadow: LegacyBridge | RemoteLegacy
@@ -63,7 +65,13 @@ class Gateway:
             )
         self._native_lifespan = ChildLifespan(self.native, "native")
         self.watcher = MapWatcher(self.holder, settings.reload_poll_interval)
-        admin = create_admin_app(holder=self.holder, metrics=self.metrics, legacy=self.legacy)
+        admin = create_admin_app(
+            holder=self.holder,
+            metrics=self.metrics,
+            legacy=self.legacy,
+            recorder=self.recorder,
+            admin_token=settings.admin_token,
+        )
         self.dispatcher = Dispatcher(
             holder=self.holder,
             backends=Backends(legacy=self.legacy, native=self.native, admin=admin),
@@ -74,6 +82,7 @@ class Gateway:
         )
 
     async def startup(self, state: dict[str, Any] | None = None) -> None:
+        await self.recorder.start()
         await self._native_lifespan.startup(state)
         if self.shadow is not None:
             await self.shadow.start()
@@ -100,6 +109,7 @@ class Gateway:
         if isinstance(self.legacy_shadow, LegacyBridge):
             await self.legacy_shadow.aclose(0)
         await self._native_lifespan.shutdown(timeout)
+        await self.recorder.stop()  # last: whatever the shadow workers recorded is flushed
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         while True:

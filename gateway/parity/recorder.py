@@ -231,6 +231,8 @@ class ParityRecorder:
 
     async def load_sample_counts(self) -> bool:
         """Learn how many samples the store holds, so that full signatures take no more."""
+        if not self.store.exists():
+            return True
         try:
             counts = await asyncio.to_thread(self.store.sample_counts)
         except Exception:  # the store is down: the first flush says so, and it trims extras
@@ -258,12 +260,12 @@ class ParityRecorder:
             with self._lock:
                 batch, raw = self._batch, self._raw
                 self._batch, self._raw = Batch(), []
+            if not batch and not raw:  # an idle gateway leaves the store alone (and uncreated)
+                return True
             retention = None
             if time.monotonic() >= self._next_retention:
                 oldest = self.clock() - self.retention_days * DAY
                 retention = Retention(self.max_samples, oldest)
-            if not batch and not raw and retention is None:
-                return True
             return await asyncio.to_thread(self._write, batch, raw, retention)
 
     def _write(self, batch: Batch, raw: list[_RawSample], retention: Retention | None) -> bool:

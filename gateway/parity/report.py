@@ -8,7 +8,6 @@ counts learnt so far) counts as matched, so the verdicts improve as noise runs a
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from gateway.compare import FieldKey, Verdict, classify
 from gateway.exchange import DiffKind, Side
 from gateway.parity import latency
 from gateway.parity import schema as t
-from gateway.parity.store import StoreError, create_engine
+from gateway.parity.store import StoreError, create_engine, missing_file
 
 QUANTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 
@@ -131,10 +130,9 @@ def iso(epoch: float) -> str:
 def open_store(url: str) -> sa.Engine:
     """An engine on an existing store: a missing SQLite file or store tables is an error, not empty."""
     engine = create_engine(url)
-    database = engine.url.database
-    is_file = engine.url.get_backend_name() == "sqlite" and database and database != ":memory:"
-    if is_file and not os.path.exists(str(database)):
-        raise StoreError(f"no parity store at {database} (the file does not exist)")
+    missing = missing_file(engine)
+    if missing is not None:
+        raise StoreError(f"no parity store at {missing} (the file does not exist)")
     try:
         with engine.connect() as conn:
             present = sa.inspect(conn).has_table(t.routes.name)

@@ -8,6 +8,7 @@ so two writers touching the same keys lock them in the same order and never dead
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,14 @@ def create_engine(url: str) -> sa.Engine:
     if backend == "postgresql":
         return sa.create_engine(parsed, pool_pre_ping=True, pool_size=2, connect_args={"connect_timeout": 3})
     raise StoreError(f"the parity store runs on SQLite or PostgreSQL, not {backend!r} ({url})")
+
+
+def missing_file(engine: sa.Engine) -> str | None:
+    """The path of the engine's SQLite file when it does not exist; None otherwise."""
+    database = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if os.path.exists(database) else database
 
 
 @dataclass(slots=True)
@@ -104,6 +113,10 @@ class ParityStore:
         self.url = url
         self.engine = create_engine(url)
         self._created = False
+
+    def exists(self) -> bool:
+        """False only for a SQLite file not created yet (nothing was ever written there)."""
+        return missing_file(self.engine) is None
 
     def ensure_schema(self) -> None:
         """Create what is missing; safe when several writers start at once."""
