@@ -53,16 +53,15 @@ class Gateway:
                 wsgi_app, threads=settings.shadow_legacy_threads, acquire_timeout=1.0, abandonable=True
             )
         self.native: ASGIApp = load_app(settings.native_app)
-        self.shadow: ShadowRunner | None = None
-        if sink is not None:
-            self.shadow = ShadowRunner(
-                native=self.native,
-                legacy=self.legacy_shadow,
-                sink=sink,
-                metrics=self.metrics,
-                concurrency=settings.shadow_concurrency,
-                queue_size=settings.shadow_queue_size,
-            )
+        # results go to the parity store; tests may hand in another sink
+        self.shadow = ShadowRunner(
+            native=self.native,
+            legacy=self.legacy_shadow,
+            sink=sink or self.recorder,
+            metrics=self.metrics,
+            concurrency=settings.shadow_concurrency,
+            queue_size=settings.shadow_queue_size,
+        )
         self._native_lifespan = ChildLifespan(self.native, "native")
         self.watcher = MapWatcher(self.holder, settings.reload_poll_interval)
         admin = create_admin_app(
@@ -84,8 +83,7 @@ class Gateway:
     async def startup(self, state: dict[str, Any] | None = None) -> None:
         await self.recorder.start()
         await self._native_lifespan.startup(state)
-        if self.shadow is not None:
-            await self.shadow.start()
+        await self.shadow.start()
         self.watcher.start()
         loaded = self.holder.loaded
         assert loaded is not None
@@ -100,8 +98,7 @@ class Gateway:
     async def shutdown(self) -> None:
         timeout = self.settings.shutdown_timeout
         await self.watcher.stop()
-        if self.shadow is not None:
-            await self.shadow.stop(timeout / 2)
+        await self.shadow.stop(timeout / 2)
         if isinstance(self.legacy, LegacyBridge):
             await self.legacy.aclose(timeout)
         else:
