@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -338,7 +337,7 @@ class ParityRecorder:
             "request": dumps(request_json(sample.request, redactor)),
             "owner": dumps(capture_json(sample.owner, redactor)),
             "candidate": dumps(capture_json(sample.candidate, redactor)),
-            "differences": json.dumps(differences_json(sample.diffs, redactor)),
+            "differences": dumps(differences_json(sample.diffs, redactor)),
         }
 
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from gateway.map_loader import LoadedMap
 from gateway.parity.cutover import verdict
-from gateway.parity.report import RouteSummary, samples, summaries
+from gateway.parity.report import RouteSummary, iso, samples, summaries
 
 
 def _with_cutover(summary: RouteSummary, loaded: LoadedMap | None) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def route_detail(
             "fields": [list(f) for f in g.fields],
             "count": g.n,
             "verdict": "real" if g.real else "noise",
-            "last_at": g.last_at,
+            "last_at": iso(g.last_at) if g.last_at else None,
         }
         for g in summary.signatures
     ]

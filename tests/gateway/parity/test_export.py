@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import subprocess
@@ -163,3 +164,21 @@ def test_nothing_to_export_and_refusals(exported_env: tuple[str, Path], tmp_path
     assert existing.read_text() == "keep me"
     assert main(["parity", "export-test", "--route", "items.get", "-o", str(existing), "--force"]) == 0
     assert "def test_both_sides_answer_alike" in existing.read_text()
+
+
+def test_redacted_headers_are_not_replayed_and_replacements_can_be_given(
+    exported_env: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "test_replay_headers.py"
+    assert main(["parity", "export-test", "--route", "items.create", "-o", str(out)]) == 0
+    spec = importlib.util.spec_from_file_location("exported_parity_test", out)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    [case] = module.CASES
+    host, target, headers, body = module._request(case)
+    assert (host, target) == ("testserver", "/api/items")
+    assert headers == {"content-type": "application/json"}  # no "[redacted]" Authorization
+    assert json.loads(body) == {"name": "pen", "price": 5, "password": "[redacted]"}
+    monkeypatch.setenv("GATEWAY_REPLAY_HEADERS", '{"Authorization": "Bearer fresh-test-token"}')
+    assert module._request(case)[2] == {"content-type": "application/json", "Authorization": "Bearer fresh-test-token"}

@@ -149,6 +149,15 @@ async def test_the_background_flusher_writes_on_its_own_and_stop_flushes_the_res
     assert row is not None and row["compared"] == 2
 
 
+async def test_an_idle_recorder_never_creates_its_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/parity.db"
+    rec = recorder(url, flush_interval=0.01)
+    await rec.start()
+    assert await rec.flush() is True
+    await rec.stop()
+    assert not (tmp_path / "parity.db").exists()
+
+
 async def test_stop_is_bounded_when_the_store_hangs(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
     release = threading.Event()
 

@@ -25,6 +25,7 @@ REDACT = ("password", "card_number", "token")
 SECRETS = (
     "s3cr3t-authz", "c00kie-val", "proxy-cr3d", "k3y-header", "qtok3n", "pw-s3cret", "4111-1111-1111",
     "n3w-c00kie", "resp-t0ken", "other-t0ken", "form-pw-value", "multi-pw-value", "text-pw-value",
+    "ünïcode-t0ken", "\\u00fcn",
 )
 MULTIPART = (
     b"--XyZ\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nalice\r\n"
@@ -50,7 +51,8 @@ async def test_no_secret_reaches_any_column_of_the_store(db_url: str) -> None:
             ("x-request-id", "rid-1"),
         ),
         body=json.dumps(
-            {"user": {"Password": "pw-s3cret", "profile": {"cards": [{"CARD_NUMBER": "4111-1111-1111"}]}}}
+            {"user": {"Password": "pw-s3cret", "profile": {"cards": [{"CARD_NUMBER": "4111-1111-1111"}]}},
+             "session": {"Token": "ünïcode-t0ken"}}
         ).encode(),
     )
     owner = Capture(
