@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -123,3 +125,45 @@ async def test_shutdown_flushes_what_was_recorded(tmp_path: Path) -> None:
     finally:
         await again.shutdown()
     assert r.json()["compared"] == 1
+
+
+async def test_shadowed_requests_reach_the_store_and_the_api(tmp_path: Path) -> None:
+    map_path = tmp_path / "shadowed.yaml"
+    map_path.write_text(
+        "version: 1\nroutes:\n"
+        "  - {id: users.get, path: '/api/users/<int:user_id>', methods: [GET], owner: legacy,\n"
+        "     shadow: {sample: 1.0, noise_sample: 0.0}}\n"
+    )
+    gw = Gateway(
+        GatewaySettings(
+            map_path=map_path,
+            legacy_app="tests.gateway.wsgi_fixtures:legacy_app",
+            native_app="tests.gateway.wsgi_fixtures:native_factory",
+            store_url=f"sqlite:///{tmp_path}/parity.db",
+            store_flush_interval=0.05,
+            admin_token=TOKEN,
+        )
+    )
+    await gw.startup({})
+    try:
+        async with asgi_client(gw.dispatcher) as c:
+            for i in range(3):
+                r = await c.get(f"/api/users/{i}", headers={"Authorization": "Bearer user-s3cret"})
+                assert r.text == f"legacy GET /api/users/{i}"  # the owner answers the client
+
+            async def compared() -> int:
+                got = await c.get("/_gateway/api/parity/users.get", headers=bearer())
+                return int(got.json()["compared"])
+
+            deadline = asyncio.get_running_loop().time() + 5
+            while await compared() < 3:
+                assert asyncio.get_running_loop().time() < deadline, "the shadows were not recorded"
+                await asyncio.sleep(0.02)
+            detail = (await c.get("/_gateway/api/parity/users.get", headers=bearer())).json()
+    finally:
+        await gw.shutdown()
+    assert detail["mismatched"] == 3  # text on one side, JSON on the other
+    assert detail["latency_ms"]["legacy"]["count"] == detail["latency_ms"]["new"]["count"] == 3
+    sample = detail["mismatch_samples"][0]
+    assert sample["owner_side"] == "legacy" and sample["owner"]["body"]["kind"] == "text"
+    assert "user-s3cret" not in json.dumps(detail)
