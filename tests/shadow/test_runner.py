@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 from flask.testing import FlaskClient
-from gateway.compare import classify
 
 from gateway.app import Gateway
+from gateway.compare import classify
 from gateway.exchange import DiffKind
 from gateway.settings import GatewaySettings
 from legacy_flask import create_app as create_legacy
