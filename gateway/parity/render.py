@@ -102,6 +102,10 @@ def route_text(detail: dict[str, Any], width: int = 120) -> str:
                 [f["path"], f["kind"], str(f["count"]), _pct(f["rate"]), _pct(f["noise_rate"]), f["verdict"]]
             )
         lines += ["", *_table(rows)]
+    noisy = sorted({f["path"] for f in d["fields"] if f["verdict"] == "noise"})
+    if noisy:
+        # noise is already left out of the verdicts; ignoring it stops it being tracked at all
+        lines += ["", f"to ignore the noise, add to this route's shadow in the map: ignore: [{', '.join(noisy)}]"]
     for sample in d["mismatch_samples"]:
         lines += ["", *_sample(sample, width)]
     return "\n".join(lines)
