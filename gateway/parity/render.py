@@ -105,7 +105,8 @@ def route_text(detail: dict[str, Any], width: int = 120) -> str:
     noisy = sorted({f["path"] for f in d["fields"] if f["verdict"] == "noise"})
     if noisy:
         # noise is already left out of the verdicts; ignoring it stops it being tracked at all
-        lines += ["", f"to ignore the noise, add to this route's shadow in the map: ignore: [{', '.join(noisy)}]"]
+        hint = "to ignore the noise, add to this route's shadow in the map"
+        lines += ["", f"{hint}: ignore: [{', '.join(noisy)}]"]
     for sample in d["mismatch_samples"]:
         lines += ["", *_sample(sample, width)]
     return "\n".join(lines)
