@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gateway.map_schema import SAFE_METHODS, MigrationMap, Unsafe
+from gateway.map_schema import SAFE_METHODS, MigrationMap, Owner, Unsafe
 from gateway.paths import PathError, PathTemplate, parse_template
 
 MAX_MAP_BYTES = 4 * 1024 * 1024  # a map is a config file; anything larger is a mistake
@@ -158,6 +158,17 @@ def _check_semantics(mmap: MigrationMap, file: str, marks: dict[Loc, int], text:
             )
             template = PathTemplate(entry.path, ())
         templates.append(template)
+        if entry.canary is not None and mmap.owner_of(entry) is not Owner.LEGACY:
+            problems.append(
+                Problem(
+                    file,
+                    _line_for(marks, ("routes", i, "canary")) or line,
+                    (
+                        f"route {entry.id!r} has a canary but owner: new; a canary sends a share of a "
+                        "legacy-owned route to the new side (set owner: legacy, or drop the canary)"
+                    ),
+                )
+            )
         rules = mmap.shadow_of(entry)
         unsafe_only = entry.methods is not None and not (set(entry.methods) & SAFE_METHODS)
         if unsafe_only and rules.sample > 0 and rules.unsafe is not Unsafe.ROLLBACK:

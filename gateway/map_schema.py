@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.rollout_schema import CanarySettings, FallbackSettings, GuardSettings
+
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 ROUTE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
@@ -138,6 +140,9 @@ class RouteEntry(_Strict):
     owner: Owner | None = None
     shadow: ShadowSettings | None = None
     cutover: CutoverSettings | None = None
+    canary: CanarySettings | None = None
+    fallback: FallbackSettings | None = None
+    guard: GuardSettings | None = None
 
     @field_validator("methods", mode="before")
     @classmethod

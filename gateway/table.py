@@ -15,6 +15,7 @@ from types import MappingProxyType
 from gateway.map_loader import LoadedMap
 from gateway.map_schema import Owner, ShadowRules, merge_shadow
 from gateway.paths import Kind, PathTemplate, Segment
+from gateway.rollout_schema import CanarySettings, FallbackSettings, GuardSettings
 
 UNMAPPED_ID = "unmapped"
 ALL = "*"
@@ -28,6 +29,9 @@ class Route:
     methods: tuple[str, ...] | None
     shadow: ShadowRules
     line: int | None = None
+    canary: CanarySettings | None = None
+    fallback: FallbackSettings | None = None
+    guard: GuardSettings | None = None
 
 
 MethodTable = Mapping[str, Route]
