@@ -17,6 +17,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.parity.recorder import ParityRecorder
 from gateway.reloader import MapHolder, MapWatcher
 from gateway.remote import RemoteLegacy
+from gateway.rollout.state import RolloutStore
 from gateway.settings import GatewaySettings
 from gateway.shadow import ParitySink, ShadowRunner
 
@@ -31,7 +32,10 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.metrics = metrics or GatewayMetrics()
-        self.holder = MapHolder(settings.map_path, self.metrics)
+        # run-time rollout decisions and the audit log of map changes, beside the parity data
+        self.rollout_store = RolloutStore(settings.store_url)
+        on_change = self.rollout_store.record_map_change  # one audit entry per map change, fleet-wide
+        self.holder = MapHolder(settings.map_path, self.metrics, on_change=on_change)
         self.holder.load_initial()
         self.recorder = ParityRecorder.from_settings(settings)  # shadow results, written in batches
         self.legacy: LegacyBridge | RemoteLegacy

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from gateway.table import RoutingTable, build_table
 
 log = logging.getLogger("gateway.map")
 
+# told (old map or None on the first load, new map) after every swap, on the loading thread
+MapChange = Callable[[LoadedMap | None, LoadedMap], None]
+
 
 @dataclass(frozen=True)
 class ReloadResult:
@@ -35,9 +39,10 @@ class ReloadResult:
 
 
 class MapHolder:
-    def __init__(self, path: Path, metrics: GatewayMetrics) -> None:
+    def __init__(self, path: Path, metrics: GatewayMetrics, on_change: MapChange | None = None) -> None:
         self.path = path
         self.metrics = metrics
+        self.on_change = on_change
         self.loaded: LoadedMap | None = None
         self.table: RoutingTable | None = None
         self.last: ReloadResult | None = None
@@ -52,11 +57,23 @@ class MapHolder:
 
     def _install(self, loaded: LoadedMap) -> None:
         table = build_table(loaded)
+        previous = self.loaded
         self.loaded, self.table = loaded, table  # one reference swap; requests keep theirs
         self._seen_sha = loaded.sha256
         self.last = ReloadResult(True, time.time(), loaded.sha256)
         self.metrics.map_reloads.labels("ok").inc()
         self.metrics.map_info.info({"sha256": loaded.sha256, "routes": str(len(loaded.map.routes))})
+        if self.on_change is not None:
+            try:
+                self.on_change(previous, loaded)
+            except Exception as exc:  # e.g. the store is down: the new map serves all the same
+                reason = (str(exc).strip().splitlines() or [""])[0]
+                log.error(
+                    "map %s is serving, but its change was not recorded: %s: %s",
+                    loaded.short_hash,
+                    type(exc).__name__,
+                    reason,
+                )
 
     def check(self) -> ReloadResult | None:
         """Reload if the file's content changed; returns the result, or None when unchanged."""

@@ -1,0 +1,353 @@
+"""Run-time rollout state and the audit log of who serves what, shared by every gateway.
+
+The map is the desired state that people edit; what the gateway decides at run time (a
+guard's rollback, a person's abort or promotion) is a row here, in the parity store's
+database, which every worker polls (`states()`). Each write and its audit entry are one
+transaction, and every write several workers may attempt at once (the same breach, the
+same map reload) is an insert-if-absent, so exactly one of them is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gateway.map_loader import LoadedMap
+from gateway.parity.report import iso
+from gateway.parity.store import StoreError, dumps, missing_file
+from gateway.rollout import store_schema as t
+from gateway.rollout.store_changes import change_summary, diff_snapshots, map_changes, serving_snapshot
+
+__all__ = ["AuditEntry", "AuditKind", "RolloutStore", "RouteState", "RuntimeState", "map_changes"]
+
+
+class RuntimeState(StrEnum):
+    ROLLED_BACK = "rolled_back"  # automatic, by a guard: legacy serves the route
+    ABORTED = "aborted"  # manual: legacy serves the route
+    PROMOTED = "promoted"  # manual: the new side serves every request of the route, canary or not
+
+
+class AuditKind(StrEnum):
+    MAP_RELOAD = "map_reload"
+    ROLLBACK = "rollback"
+    ABORT = "abort"
+    PROMOTE = "promote"
+    RETRY = "retry"
+
+
+_KIND = {
+    RuntimeState.ROLLED_BACK: AuditKind.ROLLBACK,
+    RuntimeState.ABORTED: AuditKind.ABORT,
+    RuntimeState.PROMOTED: AuditKind.PROMOTE,
+}
+_DID = {
+    RuntimeState.ROLLED_BACK: ("rolled back to legacy", ""),
+    RuntimeState.ABORTED: ("aborted", ": legacy serves it"),
+    RuntimeState.PROMOTED: ("promoted", ": the new side serves every request"),
+}
+
+
+@dataclass(frozen=True)
+class RouteState:
+    route_id: str
+    state: RuntimeState
+    reason: str
+    figures: dict[str, Any]
+    actor: str
+    at: float
+    map_sha256: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "route_id": self.route_id,
+            "state": self.state.value,
+            "reason": self.reason,
+            "figures": self.figures,
+            "actor": self.actor,
+            "at": self.at,
+            "time": iso(self.at),
+            "map_sha256": self.map_sha256,
+        }
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: float
+    kind: AuditKind
+    route_id: str | None
+    actor: str
+    summary: str
+    details: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at,
+            "time": iso(self.at),
+            "kind": self.kind.value,
+            "route_id": self.route_id,
+            "actor": self.actor,
+            "summary": self.summary,
+            "details": self.details,
+        }
+
+
+class RolloutStore:
+    """Synchronous and thread-safe: the gateway calls it from worker threads (asyncio.to_thread)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = t.open_engine(url)
+        self._writer = self.engine.execution_options(**{t.IMMEDIATE: True})
+        self._schema_lock = threading.Lock()
+        self._created = False
+
+    @property
+    def where(self) -> str:
+        """The store's URL without its password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def exists(self) -> bool:
+        """False only for a SQLite file not created yet: nothing was ever recorded there."""
+        return missing_file(self.engine) is None
+
+    def ensure_schema(self) -> None:
+        if self._created:
+            return
+        with self._schema_lock:
+            if not self._created:
+                with self._writer.begin() as conn:
+                    t.create_tables(conn)
+                self._created = True
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def states(self) -> dict[str, RouteState]:
+        """Every route with a run-time state; polled each second by every worker, so one query."""
+        if not self.exists():  # reading creates nothing
+            return {}
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.state)).mappings().all()
+        return {row["route_id"]: _route_state(row) for row in rows}
+
+    def state(self, route_id: str) -> RouteState | None:
+        if not self.exists():
+            return None
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            return _get(conn, route_id)
+
+    def audit_entries(self, *, route_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Newest first."""
+        if not self.exists():
+            return []
+        self.ensure_schema()
+        a = t.audit.c
+        query = sa.select(t.audit).order_by(a.id.desc()).limit(limit)
+        if route_id is not None:
+            query = query.where(a.route_id == route_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            AuditEntry(
+                id=row["id"],
+                at=row["at"],
+                kind=AuditKind(row["kind"]),
+                route_id=row["route_id"],
+                actor=row["actor"],
+                summary=row["summary"],
+                details=json.loads(row["details"]),
+            )
+            for row in rows
+        ]
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def set_state(
+        self,
+        route_id: str,
+        state: RuntimeState,
+        *,
+        reason: str,
+        figures: Mapping[str, Any],
+        actor: str,
+        map_sha256: str | None = None,
+    ) -> RouteState:
+        """Record a decision and its audit entry. A rollback never replaces a state already
+        there (a second worker's rollback of the same breach, or a person's decision): it
+        returns the state that holds, and writes no audit entry."""
+        state = RuntimeState(state)
+        new = RouteState(route_id, state, reason, _finite(figures), actor, time.time(), map_sha256)
+        row = _state_row(new)
+        self.ensure_schema()
+        with self._writer.begin() as conn:
+            insert = _insert(conn, t.state).values(row)
+            previous: RouteState | None = None
+            if state is RuntimeState.ROLLED_BACK:
+                # RETURNING, not rowcount: psycopg reports no rowcount for this statement
+                claim = insert.on_conflict_do_nothing(index_elements=["route_id"])
+                if conn.execute(claim.returning(t.state.c.route_id)).first() is None:
+                    existing = _get(conn, route_id)
+                    assert existing is not None, "a conflicting row is there: nothing deletes it but a retry"
+                    return existing
+            else:
+                previous = _get(conn, route_id)
+                update = {k: v for k, v in row.items() if k != "route_id"}
+                conn.execute(insert.on_conflict_do_update(index_elements=["route_id"], set_=update))
+            did, effect = _DID[state]
+            summary = f"{route_id} {did} by {actor}{effect}"
+            if reason:
+                summary += f" ({reason})" if effect else f": {reason}"
+            details = {
+                **new.as_json(),
+                "previous": previous.as_json() if previous is not None else None,
+            }
+            _audit(conn, _KIND[state], route_id, actor, summary, details, at=new.at)
+        return new
+
+    def clear(self, route_id: str, *, actor: str, reason: str = "") -> bool:
+        """Retry: drop the route's run-time state so it follows the map again. False if it had none."""
+        if not self.exists():
+            return False
+        self.ensure_schema()
+        with self._writer.begin() as conn:
+            deleted = conn.execute(
+                sa.delete(t.state).where(t.state.c.route_id == route_id).returning(*t.state.c)
+            ).mappings().first()
+            if deleted is None:  # none, or another retry took it first: that one is on record
+                return False
+            was = _route_state(deleted)
+            summary = f"{route_id} retried by {actor}: it follows the map again (was {was.state.value}"
+            summary += f": {was.reason})" if was.reason else ")"
+            if reason:
+                summary += f"; {reason}"
+            details = {"reason": reason, "previous": was.as_json()}
+            _audit(conn, AuditKind.RETRY, route_id, actor, summary, details, at=time.time())
+        return True
+
+    def record_map_change(self, old: LoadedMap | None, new: LoadedMap, *, actor: str = "reload") -> None:
+        """One `map_reload` entry per change of the map, however many workers report it.
+
+        Entries form a chain: each names the map it replaces, and the workers reporting the
+        same step agree on its key (the previous entry's id and the new hash), so the first
+        insert wins and the rest do nothing. A map that goes A -> B -> A -> B is three
+        entries, where a key of the two hashes alone would drop the third. `old` None is a
+        start: recorded only when the map differs from the last one on record, and not at
+        all on a SQLite store that does not exist yet (an idle gateway creates no file).
+        """
+        if old is None and not self.exists():
+            return
+        self.ensure_schema()
+        a = t.audit.c
+        with self._writer.begin() as conn:
+            last = conn.execute(
+                sa.select(a.id, a.details)
+                .where(a.kind == AuditKind.MAP_RELOAD.value)
+                .order_by(a.id.desc())
+                .limit(1)
+            ).first()
+            last_details: dict[str, Any] = json.loads(last.details) if last is not None else {}
+            if last_details.get("new_sha256") == new.sha256:
+                return  # another worker or instance recorded it, or a restart on the map on record
+            old_sha: str | None = old.sha256 if old is not None else last_details.get("new_sha256")
+            if old is not None:
+                base = serving_snapshot(old)
+            else:
+                base = last_details.get("snapshot") or serving_snapshot(None)
+            snapshot = serving_snapshot(new)
+            changes = diff_snapshots(base, snapshot)
+            details = {
+                "file": new.file,
+                "old_sha256": old_sha,
+                "new_sha256": new.sha256,
+                "changes": changes,
+                "snapshot": snapshot,
+            }
+            key = f"map:{last.id if last is not None else 0}:{new.sha256}"
+            _audit(
+                conn, AuditKind.MAP_RELOAD, None, actor, change_summary(old_sha, new, changes), details,
+                at=time.time(), dedupe_key=key,
+            )
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise StoreError(f"the rollout store cannot write to {name!r}")
+
+
+def _finite(figures: Mapping[str, Any]) -> dict[str, Any]:
+    # JSON has no infinity or NaN (a p99 ratio over a zero legacy p99): such a figure is None
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in figures.items()}
+
+
+def _state_row(s: RouteState) -> dict[str, Any]:
+    return {
+        "route_id": s.route_id,
+        "state": s.state.value,
+        "reason": s.reason,
+        "figures": dumps(s.figures),
+        "actor": s.actor,
+        "at": s.at,
+        "map_sha256": s.map_sha256,
+    }
+
+
+def _route_state(row: sa.RowMapping) -> RouteState:
+    return RouteState(
+        route_id=row["route_id"],
+        state=RuntimeState(row["state"]),
+        reason=row["reason"],
+        figures=json.loads(row["figures"]),
+        actor=row["actor"],
+        at=row["at"],
+        map_sha256=row["map_sha256"],
+    )
+
+
+def _get(conn: sa.Connection, route_id: str) -> RouteState | None:
+    row = conn.execute(sa.select(t.state).where(t.state.c.route_id == route_id)).mappings().first()
+    return _route_state(row) if row is not None else None
+
+
+def _audit(
+    conn: sa.Connection,
+    kind: AuditKind,
+    route_id: str | None,
+    actor: str,
+    summary: str,
+    details: dict[str, Any],
+    *,
+    at: float,
+    dedupe_key: str | None = None,
+) -> None:
+    row = {
+        "at": at,
+        "kind": kind.value,
+        "route_id": route_id,
+        "actor": actor,
+        "summary": summary,
+        "details": dumps(details),
+        "dedupe_key": dedupe_key,
+    }
+    stmt = _insert(conn, t.audit).values(row)
+    if dedupe_key is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    conn.execute(stmt)

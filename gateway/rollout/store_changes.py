@@ -1,0 +1,88 @@
+"""What a map change changed about who serves what: owners, canary percentages, routes.
+
+Pure functions. A map is reduced to a small snapshot (`serving_snapshot`) that the audit
+entry keeps, so a gateway starting on a new map can diff it against the last map on record
+without having that map's file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.map_loader import LoadedMap
+
+# {"default_owner": str, "routes": {route_id: {"owner": str, "canary_percent": float | None}}}
+Snapshot = dict[str, Any]
+MAX_LISTED = 8  # changes named in an audit summary; the details list them all
+
+
+def serving_snapshot(loaded: LoadedMap | None) -> Snapshot:
+    if loaded is None:
+        return {"default_owner": None, "routes": {}}
+    mmap = loaded.map
+    routes = {
+        entry.id: {
+            "owner": mmap.owner_of(entry).value,
+            "canary_percent": entry.canary.percent if entry.canary is not None else None,
+        }
+        for entry in mmap.routes
+    }
+    return {"default_owner": mmap.defaults.owner.value, "routes": routes}
+
+
+def diff_snapshots(old: Snapshot, new: Snapshot) -> list[dict[str, Any]]:
+    """Changes from `old` to `new`, by route id; an unmapped request's owner is route_id None."""
+    changes: list[dict[str, Any]] = []
+    was_default, now_default = old.get("default_owner"), new["default_owner"]
+    if was_default is not None and was_default != now_default:
+        changes.append({"route_id": None, "change": "default_owner", "from": was_default, "to": now_default})
+    before: dict[str, dict[str, Any]] = old.get("routes", {})
+    after: dict[str, dict[str, Any]] = new["routes"]
+    for route_id in sorted(before.keys() | after.keys()):
+        was, now = before.get(route_id), after.get(route_id)
+        if was is None and now is not None:
+            changes.append({"route_id": route_id, "change": "added", **now})
+        elif now is None and was is not None:
+            changes.append({"route_id": route_id, "change": "removed", **was})
+        elif was is not None and now is not None:
+            for field in ("owner", "canary_percent"):
+                if was.get(field) != now[field]:
+                    step = {"from": was.get(field), "to": now[field]}
+                    changes.append({"route_id": route_id, "change": field, **step})
+    return changes
+
+
+def map_changes(old: LoadedMap | None, new: LoadedMap) -> list[dict[str, Any]]:
+    """Routes added, removed, or whose owner or canary percent changed between two maps."""
+    return diff_snapshots(serving_snapshot(old), serving_snapshot(new))
+
+
+def _percent(value: float | None) -> str:
+    return "no canary" if value is None else f"canary {value:g} %"
+
+
+def describe(change: dict[str, Any]) -> str:
+    route, kind = change["route_id"], change["change"]
+    if kind == "default_owner":
+        return f"unmapped requests {change['from']} -> {change['to']}"
+    if kind == "added":
+        canary = f", {_percent(change['canary_percent'])}" if change["canary_percent"] is not None else ""
+        return f"added {route} ({change['owner']}{canary})"
+    if kind == "removed":
+        return f"removed {route}"
+    if kind == "owner":
+        return f"{route} owner {change['from']} -> {change['to']}"
+    return f"{route} {_percent(change['from'])} -> {_percent(change['to'])}"
+
+
+def change_summary(old_sha: str | None, new: LoadedMap, changes: list[dict[str, Any]]) -> str:
+    head = (
+        f"map {new.file} loaded ({new.short_hash})"
+        if old_sha is None
+        else f"map {new.file} changed {old_sha[:12]} -> {new.short_hash}"
+    )
+    if not changes:
+        return f"{head}: nobody serves anything differently"
+    listed = "; ".join(describe(c) for c in changes[:MAX_LISTED])
+    more = f"; and {len(changes) - MAX_LISTED} more" if len(changes) > MAX_LISTED else ""
+    return f"{head}: {listed}{more}"
