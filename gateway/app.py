@@ -73,7 +73,8 @@ class Gateway:
             metrics=self.metrics,
             legacy=self.legacy,
             recorder=self.recorder,
-            admin_token=settings.admin_token,
+            rollout=self.rollout_store,
+            admin_tokens=settings.named_admin_tokens(),
         )
         self.dispatcher = Dispatcher(
             holder=self.holder,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,5 +44,28 @@ class GatewaySettings(BaseSettings):
     samples_per_signature: int = Field(5, ge=0, le=1000, description="samples kept per route and diff")
     max_samples: int = Field(10_000, ge=0, description="samples kept in all; the oldest go first")
     sample_retention_days: float = Field(14.0, gt=0)
-    # the admin API (/_gateway/api/...) answers only `Authorization: Bearer <token>`; off when unset
+    # the admin API (/_gateway/api/...) answers only `Authorization: Bearer <token>`; off when unset.
+    # admin_token's holder is named "admin"; admin_tokens names more ({"alice": "tok-a"}, JSON
+    # in GATEWAY_ADMIN_TOKENS), and the audit log says which name did what
     admin_token: SecretStr | None = None
+    admin_tokens: dict[str, SecretStr] = {}
+
+    @model_validator(mode="after")
+    def _named_tokens(self) -> GatewaySettings:
+        tokens = self.admin_tokens
+        if not all(name.strip() and token.get_secret_value().strip() for name, token in tokens.items()):
+            raise ValueError("admin_tokens: every name and every token must be non-empty")
+        if "admin" in tokens and self.admin_token is not None and self.admin_token.get_secret_value():
+            raise ValueError("admin_tokens names an 'admin', the name of admin_token's holder: rename one")
+        holders: dict[str, str] = {}
+        for name, token in self.named_admin_tokens().items():
+            first = holders.setdefault(token.get_secret_value(), name)
+            if first != name:
+                raise ValueError(f"the admin tokens of {first!r} and {name!r} are the same: tell them apart")
+        return self
+
+    def named_admin_tokens(self) -> dict[str, SecretStr]:
+        """Every admin token by its holder's name; empty: the admin API is off."""
+        admin = self.admin_token
+        named = {"admin": admin} if admin is not None and admin.get_secret_value() else {}
+        return {**named, **self.admin_tokens}
