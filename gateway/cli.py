@@ -366,9 +366,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH", help="request path; a query string is ignored")
     p.add_argument("--map", help=map_help)
 
-    from gateway import cli_parity  # parity, cutover-check; it imports this module
+    # parity, cutover-check, rollout, audit: they import this module
+    from gateway import cli_parity, cli_rollout
 
     cli_parity.register(command)
+    cli_rollout.register(command)
     return parser
 
 
