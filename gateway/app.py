@@ -17,6 +17,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.parity.recorder import ParityRecorder
 from gateway.reloader import MapHolder, MapWatcher
 from gateway.remote import RemoteLegacy
+from gateway.rollout.runtime import Rollout
 from gateway.rollout.state import RolloutStore
 from gateway.settings import GatewaySettings
 from gateway.shadow import ParitySink, ShadowRunner
@@ -66,6 +67,15 @@ class Gateway:
             concurrency=settings.shadow_concurrency,
             queue_size=settings.shadow_queue_size,
         )
+        token = settings.override_token
+        self.rollout = Rollout(
+            store=self.rollout_store,
+            holder=self.holder,
+            metrics=self.metrics,
+            poll_interval=settings.state_poll_interval,
+            override_token=token.get_secret_value() if token is not None else None,
+        )
+        self.shadow.on_result = self.rollout.observe_shadow  # guards watch mismatch rates too
         self._native_lifespan = ChildLifespan(self.native, "native")
         self.watcher = MapWatcher(self.holder, settings.reload_poll_interval)
         admin = create_admin_app(
@@ -83,12 +93,15 @@ class Gateway:
             request_id_header=settings.request_id_header,
             served_by_header=settings.served_by_header,
             shadow=self.shadow,
+            rollout=self.rollout,
+            metrics=self.metrics,
         )
 
     async def startup(self, state: dict[str, Any] | None = None) -> None:
         await self.recorder.start()
         await self._native_lifespan.startup(state)
         await self.shadow.start()
+        await self.rollout.start()
         self.watcher.start()
         loaded = self.holder.loaded
         assert loaded is not None
@@ -103,6 +116,7 @@ class Gateway:
     async def shutdown(self) -> None:
         timeout = self.settings.shutdown_timeout
         await self.watcher.stop()
+        await self.rollout.stop()
         await self.shadow.stop(timeout / 2)
         if isinstance(self.legacy, LegacyBridge):
             await self.legacy.aclose(timeout)
@@ -112,6 +126,7 @@ class Gateway:
             await self.legacy_shadow.aclose(0)
         await self._native_lifespan.shutdown(timeout)
         await self.recorder.stop()  # last: whatever the shadow workers recorded is flushed
+        self.rollout_store.dispose()
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         while True:

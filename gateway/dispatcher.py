@@ -1,27 +1,39 @@
 """The request path: one pure-ASGI callable that decides who serves each request.
 
 It reads the routing table once per request (a table swapped mid-request does not affect
-it), tags the request with an X-Request-ID that reaches the backend and the response, and
-hands the request straight to the owning side, so legacy requests never pass through
-FastAPI's router.
+it), tags the request with an X-Request-ID that reaches the backend and the response, picks
+the side (the map's owner, unless a runtime state, a canary or an authenticated override
+says otherwise) and hands the request straight to it, so legacy requests never pass
+through FastAPI's router.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gateway.asgi import REQUEST_ID_KEY, ASGIApp, Message, Receive, Scope, Send
+from gateway.errors import send_error
+from gateway.fallback import serve_with_fallback
 from gateway.map_schema import Owner
+from gateway.metrics import GatewayMetrics
 from gateway.reloader import MapHolder
+from gateway.rollout.runtime import Rollout
 from gateway.shadow import ShadowRunner
 from gateway.shadow_io import SHADOW_HEADER
 from gateway.table import Route
 
+log = logging.getLogger("gateway")
+T = TypeVar("T")
 ROUTE_KEY = "gateway.route"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+OVERRIDE_HEADER = b"x-gateway-backend"
+OVERRIDE_TOKEN_HEADER = b"x-gateway-token"
 
 
 @dataclass(frozen=True)
@@ -42,8 +54,12 @@ class Dispatcher:
         request_id_header: str = "X-Request-ID",
         served_by_header: str = "X-Served-By",
         shadow: ShadowRunner | None = None,
+        rollout: Rollout | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
+        self.metrics = metrics or GatewayMetrics()
         self.shadow = shadow
+        self.rollout = rollout
         self.holder = holder
         self.backends = backends
         self._lifespan = lifespan
@@ -63,50 +79,100 @@ class Dispatcher:
         table = self.holder.table
         assert table is not None, "the map is loaded before the first request"
         route = table.lookup(scope.get("method", "GET"), path)
-        app = self._apps[route.owner]
-        request_id, headers = self._request_id(scope)
+        request_id, headers, backend, token = self._read_headers(scope)
         scope = dict(scope)
         scope["headers"] = headers
         scope[REQUEST_ID_KEY] = request_id
         scope[ROUTE_KEY] = route
+        rollout = self.rollout
+        if rollout is None:
+            side = route.owner
+        else:
+            side = rollout.side_for(route, scope, rollout.override(backend, token) if backend else None)
+        app = self._apps[side]
         if kind != "http":
             await app(scope, receive, send)
             return
+        legacy_scope = scope
         # FastAPI routes answer GET but not HEAD (Flask answers both); so that HEAD keeps
         # working after a route moves, the native side gets a GET and the body is dropped
-        head = scope["method"] == "HEAD" and route.owner is Owner.NEW and "HEAD" not in (route.methods or ())
+        head = scope["method"] == "HEAD" and side is Owner.NEW and "HEAD" not in (route.methods or ())
         if head:
-            scope["method"] = "GET"
+            scope = {**scope, "method": "GET"}
+        watch = rollout is not None and route.guard is not None
+        tagged = self._tagger(send, route, side, request_id, head, watch)
         shadow = self.shadow
-        if shadow is not None and kind == "http" and shadow.wanted(route, scope["method"]):
-            await shadow.handle(scope, receive, self._tagger(send, route, request_id, head), route, app)
+        if shadow is not None and shadow.wanted(route, scope["method"]):
+            await self._observed(shadow.handle(scope, receive, tagged, route, app, side), route, side, tagged)
             return
-        await app(scope, receive, self._tagger(send, route, request_id, head))
+        fallback = route.fallback
+        if side is Owner.NEW and fallback is not None and legacy_scope["method"] in fallback.methods:
+            reason = await self._observed(
+                serve_with_fallback(
+                    native=app,
+                    native_scope=scope,
+                    legacy=self._apps[Owner.LEGACY],
+                    legacy_scope=legacy_scope,
+                    receive=receive,
+                    send_new=tagged,
+                    send_legacy=self._tagger(send, route, Owner.LEGACY, request_id, False, watch),
+                    settings=fallback,
+                ),
+                route,
+                side,
+                tagged,
+            )
+            if reason is not None:
+                self._fell_back(route, reason)
+            return
+        await self._observed(app(scope, receive, tagged), route, side, tagged)
 
-    def _tagger(self, send: Send, route: Route, request_id: str, head: bool) -> Send:
-        """The client's `send`, adding the request id and served-by headers."""
+    async def _observed(self, call: Awaitable[T], route: Route, side: Owner, tagged: _Tagged) -> T | None:
+        """Await a backend call. An exception before any response becomes the gateway's own
+        JSON 500, with the request id and the side, and counts as that side's error."""
+        try:
+            return await call
+        except Exception:
+            if self.rollout is not None and route.guard is not None and not tagged.finished:
+                self.rollout.observe(route, side, None, 0.0)
+            if tagged.status:
+                raise  # the answer had started: nothing better can be sent now
+            log.exception("%s side raised on route %s", side.value, route.id)
+            await send_error(
+                tagged, 500, "backend_error", f"the {side.value} side failed to answer", tagged.request_id
+            )
+            return None
+
+    def _fell_back(self, route: Route, reason: str) -> None:
+        self.metrics.fallbacks.labels(route.id, reason).inc()
+        if self.rollout is not None and route.guard is not None:
+            self.rollout.observe(route, Owner.NEW, None if reason != "5xx" else 500, 0.0)
+
+    def _tagger(
+        self, send: Send, route: Route, side: Owner, request_id: str, head: bool, watch: bool
+    ) -> _Tagged:
         extra = [(self._rid_name, request_id.encode())]
         if self._served_by is not None:
-            extra.append((self._served_by, route.owner.value.encode()))
+            extra.append((self._served_by, side.value.encode()))
         names = {self._rid_name, self._served_by}
+        return _Tagged(send, extra, names, request_id, head, route, side, self.rollout if watch else None)
 
-        async def tagged_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    (k, v) for k, v in message.get("headers", ()) if k.lower() not in names
-                ] + extra
-            elif head and message["type"] == "http.response.body":
-                message = {**message, "body": b""}
-            await send(message)
-
-        return tagged_send
-
-    def _request_id(self, scope: Scope) -> tuple[str, list[tuple[bytes, bytes]]]:
+    def _read_headers(
+        self, scope: Scope
+    ) -> tuple[str, list[tuple[bytes, bytes]], bytes | None, bytes | None]:
+        """The request id, the headers the backends get, and the override header and token."""
         headers: list[tuple[bytes, bytes]] = []
         request_id: str | None = None
+        backend = token = None
         for name, value in scope.get("headers", ()):
             if name == SHADOW_HEADER:
                 continue  # only the gateway may mark a request as a shadow
+            if name == OVERRIDE_HEADER:
+                backend = value
+                continue
+            if name == OVERRIDE_TOKEN_HEADER:
+                token = value  # never forwarded: backends and their logs do not see it
+                continue
             if name == self._rid_name:
                 # keep a client's id only if it is safe to log and echo; otherwise replace it
                 if request_id is None and _VALID_REQUEST_ID.fullmatch(value):
@@ -116,4 +182,55 @@ class Dispatcher:
         if request_id is None:
             request_id = uuid.uuid4().hex
         headers.append((self._rid_name, request_id.encode("ascii")))
-        return request_id, headers
+        return request_id, headers, backend, token
+
+
+class _Tagged:
+    """The client's `send`: adds the request id and served-by headers, and times guarded routes."""
+
+    __slots__ = (
+        "extra",
+        "finished",
+        "head",
+        "names",
+        "request_id",
+        "rollout",
+        "route",
+        "send",
+        "side",
+        "started",
+        "status",
+    )
+
+    def __init__(
+        self,
+        send: Send,
+        extra: list[tuple[bytes, bytes]],
+        names: set[bytes | None],
+        request_id: str,
+        head: bool,
+        route: Route,
+        side: Owner,
+        rollout: Rollout | None,
+    ) -> None:
+        self.send, self.extra, self.names, self.request_id = send, extra, names, request_id
+        self.head, self.route, self.side, self.rollout = head, route, side, rollout
+        self.started = time.perf_counter()
+        self.status = 0
+        self.finished = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            message["headers"] = [
+                (k, v) for k, v in message.get("headers", ()) if k.lower() not in self.names
+            ] + self.extra
+        elif message["type"] == "http.response.body":
+            if self.head:
+                message = {**message, "body": b""}
+            if not message.get("more_body"):
+                self.finished = True
+                if self.rollout is not None:
+                    latency = (time.perf_counter() - self.started) * 1000
+                    self.rollout.observe(self.route, self.side, self.status, latency)
+        await self.send(message)

@@ -7,6 +7,7 @@ and swaps tables only when it succeeds.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,17 @@ class _MarkedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self.lines: dict[Loc, int] = {}
         self.duplicates: list[tuple[int, str]] = []
+
+
+# YAML 1.1 reads on/off/yes/no as booleans, which turns `fallback: {on: [5xx]}` into a key
+# True and `unsafe: off` into False. The map follows YAML 1.2 here: only true/false are.
+_MarkedLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_MarkedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _walk(loader: _MarkedLoader, node: yaml.Node, loc: Loc) -> Any:

@@ -29,3 +29,21 @@ class GatewayMetrics:
             ["route", "reason"],
             registry=self.registry,
         )
+        self.overrides = Counter(
+            "gateway_overrides",
+            "X-Gateway-Backend headers: applied (valid token) or ignored",
+            ["result"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "gateway_fallbacks",
+            "Safe requests answered by legacy after the new side failed",
+            ["route", "reason"],
+            registry=self.registry,
+        )
+        self.rollbacks = Counter(
+            "gateway_rollbacks",
+            "Routes rolled back to legacy by a guard (this worker)",
+            ["route"],
+            registry=self.registry,
+        )

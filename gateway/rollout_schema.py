@@ -28,7 +28,8 @@ class OnMissing(StrEnum):
 
 
 class CanarySettings(_Strict):
-    percent: float = Field(ge=0, le=100, description="share of requests the new side serves")
+    # whole buckets of 1 %, as Unleash counts them: a fractional percent would silently round down
+    percent: int = Field(ge=0, le=100, description="share of requests the new side serves")
     sticky: tuple[str, ...] = ("header:X-User-Id", "cookie:session", "client_ip")
     on_missing: OnMissing = OnMissing.LEGACY
 

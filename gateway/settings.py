@@ -31,6 +31,11 @@ class GatewaySettings(BaseSettings):
     shadow_queue_size: int = Field(100, ge=1, le=100_000)
     shadow_legacy_threads: int = Field(4, ge=1, le=1000, description="legacy threads for shadow calls only")
 
+    # progressive cutover: how often each worker reads the shared runtime state, and the token
+    # that lets a request force a side with X-Gateway-Backend (unset: overrides are off)
+    state_poll_interval: float = Field(1.0, gt=0, le=60)
+    override_token: SecretStr | None = None
+
     request_id_header: str = "X-Request-ID"
     served_by_header: str = Field("X-Served-By", description="empty to turn the header off")
 

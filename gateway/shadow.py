@@ -19,6 +19,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -76,6 +77,7 @@ class Outcome:
 @dataclass(slots=True)
 class _Job:
     route: Route
+    owner_side: Side
     scope: Scope
     request: CapturedRequest
     owner: Capture
@@ -103,6 +105,8 @@ class ShadowRunner:
         self.queue_size = queue_size
         self._queue: asyncio.Queue[_Job] | None = None
         self._workers: list[asyncio.Task[None]] = []
+        # told of every comparison (route, differed), e.g. by guards watching mismatch rates
+        self.on_result: Callable[[Route, bool], None] | None = None
 
     @property
     def queued(self) -> int:
@@ -130,8 +134,10 @@ class ShadowRunner:
         return rules.shadows(method) and (rules.sample >= 1 or random.random() < rules.sample)
 
     async def handle(
-        self, scope: Scope, receive: Receive, send: Send, route: Route, owner_app: ASGIApp
+        self, scope: Scope, receive: Receive, send: Send, route: Route, owner_app: ASGIApp, owner: Owner
     ) -> None:
+        """`owner` is the side serving this request: the map's owner, or the side a canary, a
+        runtime state or an override chose; the other side gets the copy."""
         rules = route.shadow
         body = await read_body(receive, rules.max_body_bytes)
         if not body.complete:
@@ -141,9 +147,7 @@ class ShadowRunner:
         request = captured_request(scope, body.data)
         candidate: Outcome | None = None
         if scope["method"] not in SAFE_METHODS:
-            candidate = await self._call(
-                _other(route.owner), shadow_scope(scope, "rollback"), body.data, route
-            )
+            candidate = await self._call(_other(owner), shadow_scope(scope, "rollback"), body.data, route)
         capture = ResponseCapture(rules.max_body_bytes)
 
         async def owner_send(message: Message) -> None:
@@ -156,7 +160,7 @@ class ShadowRunner:
         if not capture.complete:
             self._skip(route.id, "owner_incomplete")
             return
-        job = _Job(route, scope, request, capture.result(), owner_ms, candidate)
+        job = _Job(route, Side(owner.value), scope, request, capture.result(), owner_ms, candidate)
         assert self._queue is not None, "the shadow runner is started with the gateway"
         try:
             self._queue.put_nowait(job)
@@ -179,10 +183,10 @@ class ShadowRunner:
         if job.owner.truncated:
             self._skip(route.id, "response_too_large")
             return
+        owner_side = job.owner_side
         outcome = job.candidate or await self._call(
-            _other(route.owner), shadow_scope(job.scope, "copy"), job.request.body, route
+            _other_side(owner_side), shadow_scope(job.scope, "copy"), job.request.body, route
         )
-        owner_side = Side(route.owner.value)
         if outcome.capture is None:
             self.metrics.shadow_results.labels(route.id, "error").inc()
             self.sink.record_candidate_error(
@@ -199,6 +203,8 @@ class ShadowRunner:
         rules = compile_rules(route.shadow)
         diffs = compare(job.owner, outcome.capture, rules)
         self.metrics.shadow_results.labels(route.id, "diff" if diffs else "match").inc()
+        if self.on_result is not None:
+            self.on_result(route, bool(diffs))
         self.sink.record_comparison(
             route_id=route.id,
             owner_side=owner_side,
@@ -242,6 +248,10 @@ def replay_bytes(body: bytes) -> Receive:
 
 def _other(owner: Owner) -> Side:
     return Side.LEGACY if owner is Owner.NEW else Side.NEW
+
+
+def _other_side(side: Side) -> Side:
+    return Side.LEGACY if side is Side.NEW else Side.NEW
 
 
 def _ms(started: float) -> float:

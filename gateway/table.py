@@ -143,7 +143,17 @@ def build_table(loaded: LoadedMap) -> RoutingTable:
     routes = [
         (
             template,
-            Route(entry.id, mmap.owner_of(entry), entry.path, entry.methods, mmap.shadow_of(entry), line),
+            Route(
+                entry.id,
+                mmap.owner_of(entry),
+                entry.path,
+                entry.methods,
+                mmap.shadow_of(entry),
+                line,
+                canary=entry.canary,
+                fallback=entry.fallback,
+                guard=entry.guard,
+            ),
         )
         for entry, template, line in zip(mmap.routes, loaded.templates, loaded.lines, strict=True)
     ]

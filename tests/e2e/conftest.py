@@ -57,7 +57,7 @@ def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def start_server(tmp_path: Path, seeded_db: Path) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
-    def start(map_text: str | None = None, **env: str) -> Server:
+    def start(map_text: str | None = None, workers: int = 1, **env: str) -> Server:
         db = tmp_path / "demo.db"
         shutil.copy(seeded_db, db)
         map_path = tmp_path / "maps" / "migration_map.yaml"
@@ -77,7 +77,8 @@ def start_server(tmp_path: Path, seeded_db: Path) -> Iterator[Callable[..., Serv
             **env,
         }
         with open(log_path, "wb") as log:
-            process = subprocess.Popen([*GATEWAY, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            command = [*GATEWAY, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+            process = subprocess.Popen(command,
                                        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
         server = Server(f"http://127.0.0.1:{port}", map_path, log_path, process)
         started.append(server)

@@ -108,3 +108,13 @@ def test_shadow_rules_merge_defaults_with_the_route() -> None:
 
 def test_writes_may_be_shadowed_with_rollback() -> None:
     parse_map(GOOD + "    shadow: {sample: 0.5, unsafe: rollback}\n")
+
+
+def test_yaml_1_1_words_are_not_booleans() -> None:
+    # `on` as a key and `off` as a value mean what they say, not True and False
+    loaded = parse_map(GOOD + "    shadow: {sample: 0}\n  - id: f\n    path: /f\n    methods: [GET]\n"
+                       "    owner: new\n    fallback: {on: [5xx, timeout]}\n    shadow: {unsafe: off}\n")
+    entry = loaded.map.routes[2]
+    assert entry.fallback is not None and [o.value for o in entry.fallback.on] == ["5xx", "timeout"]
+    assert loaded.map.shadow_of(entry).unsafe.value == "off"
+    assert parse_map("version: 1\ndefaults: {shadow: {sample: 0}}\n").map.version == 1

@@ -77,3 +77,14 @@ def test_large_tables_route_exactly() -> None:
     assert t.lookup("GET", "/static/1999/items").id == "s1999"
     assert t.lookup("GET", "/t1234/5/items").id == "t1234"
     assert t.lookup("GET", "/t1234/x/items").id == UNMAPPED_ID
+
+
+def test_routes_carry_their_rollout_sections() -> None:
+    # regression: build_table once dropped canary, fallback and guard on the floor
+    t = build_table(parse_map(
+        "version: 1\nroutes:\n  - {id: c, path: /c, methods: [GET], canary: {percent: 5}, guard: {min_samples: 3}}\n"
+        "  - {id: f, path: /f, methods: [GET], owner: new, fallback: {timeout_ms: 100}}\n"
+    ))
+    c, f = t.lookup("GET", "/c"), t.lookup("GET", "/f")
+    assert c.canary is not None and c.canary.percent == 5 and c.guard is not None and c.guard.min_samples == 3
+    assert f.fallback is not None and f.fallback.timeout_ms == 100

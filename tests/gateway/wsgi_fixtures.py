@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -78,9 +79,19 @@ async def native_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 405, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         return
+    if scope["path"] == "/fail500":
+        await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"native broke"})
+        return
+    if scope["path"] == "/raise":
+        raise RuntimeError("native raised")
+    if scope["path"] == "/hang":
+        await asyncio.sleep(30)
     if scope["path"] == "/whoami":
         h = dict(scope["headers"])
         who = {"request_id": h.get(b"x-request-id", b"").decode() or None, "shadow": (h.get(b"x-gateway-shadow") or b"").decode() or None}
+        if b"x-gateway-token" in h or b"x-gateway-backend" in h:
+            who["leaked"] = "override headers reached the backend"
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": json.dumps(who).encode()})
         return

@@ -4,6 +4,7 @@ from typing import Any
 
 import mmh3
 import pytest
+from pydantic import ValidationError
 
 from gateway.rollout.canary import bucket, serves_new, sticky_key
 from gateway.rollout_schema import CanarySettings, OnMissing
@@ -75,7 +76,7 @@ def test_the_same_key_always_lands_on_the_same_side() -> None:
 def test_raising_the_percentage_never_moves_a_user_back_to_legacy() -> None:
     rng = random.Random(7)
     keys = [f"user-{rng.getrandbits(64):x}" for _ in range(2000)]
-    percents = [0, 0.5, 1, 2, 5, 9.5, 10, 25, 33.3, 50, 75, 99, 99.9, 100]
+    percents = [0, 1, 2, 5, 9, 10, 25, 33, 50, 75, 99, 100]
     for i, low in enumerate(percents):
         before = {key for key in keys if serves_new("r", canary(low), user(key))}
         for high in percents[i + 1 :]:
@@ -107,11 +108,12 @@ def test_share_in_the_canary_matches_the_percentage(percent: int) -> None:
     assert abs(inside / 1000 - percent) <= 1.0  # share in percent, over 100,000 keys
 
 
-def test_fractional_percent_counts_whole_buckets() -> None:
+def test_percent_is_whole_buckets_and_a_fraction_is_refused() -> None:
     key = next(f"u{i}" for i in range(10_000) if bucket("r", f"header:u{i}") == 10)
     assert serves_new("r", canary(10), user(key))
-    assert serves_new("r", canary(10.5), user(key))
-    assert not serves_new("r", canary(9.99), user(key))
+    assert not serves_new("r", canary(9), user(key))
+    with pytest.raises(ValidationError, match="valid integer"):
+        canary(10.5)  # it would silently round down: the map refuses it instead
 
 
 def test_percent_0_is_never_and_100_is_always() -> None:
@@ -123,7 +125,7 @@ def test_percent_0_is_never_and_100_is_always() -> None:
 
 
 def test_no_key_with_on_missing_legacy_is_never_new() -> None:
-    for percent in (1, 50, 99.9):
+    for percent in (1, 50, 99):
         assert not any(
             serves_new("r", canary(percent, OnMissing.LEGACY), scope(), rand=lambda: 0.0) for _ in range(100)
         )
@@ -135,8 +137,6 @@ def test_no_key_with_on_missing_random_draws_a_bucket_per_request() -> None:
     assert serves_new("r", settings, scope(), rand=lambda: 0.299)  # bucket 30
     assert not serves_new("r", settings, scope(), rand=lambda: 0.30)  # bucket 31
     assert not serves_new("r", settings, scope(), rand=lambda: 0.999999)  # bucket 100
-    # whole buckets, as with a key: 30.5 % still stops at bucket 30
-    assert not serves_new("r", canary(30.5, OnMissing.RANDOM), scope(), rand=lambda: 0.301)
 
     rand: Callable[[], float] = random.Random(3).random
     inside = sum(serves_new("r", settings, scope(), rand=rand) for _ in range(20_000))

@@ -1,0 +1,171 @@
+"""The run-time half of cutover: who serves each request, and guards that roll routes back.
+
+The map is the desired state; the store holds what was decided at run time (a guard's
+rollback, a manual abort or promotion). Every worker polls the store each
+`poll_interval`, so all workers and instances converge within a few seconds. A guard
+breach seen by any worker is written to the store (once: the store dedupes) and applied
+locally at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+
+from gateway.asgi import Scope
+from gateway.map_schema import Owner
+from gateway.metrics import GatewayMetrics
+from gateway.reloader import MapHolder
+from gateway.rollout.canary import serves_new
+from gateway.rollout.guard import WindowStats, evaluate
+from gateway.rollout.state import RolloutStore, RouteState, RuntimeState
+from gateway.table import Route
+
+log = logging.getLogger("gateway.rollout")
+
+GUARD_ACTOR = "guard"
+_LEGACY_STATES = (RuntimeState.ROLLED_BACK, RuntimeState.ABORTED)
+
+
+class Rollout:
+    def __init__(
+        self,
+        *,
+        store: RolloutStore,
+        holder: MapHolder,
+        metrics: GatewayMetrics,
+        poll_interval: float = 1.0,
+        override_token: str | None = None,
+    ) -> None:
+        self.store = store
+        self.holder = holder
+        self.metrics = metrics
+        self.poll_interval = poll_interval
+        self._override_token = override_token.encode() if override_token else None
+        self.states: dict[str, RouteState] = {}
+        self.stats: dict[str, WindowStats] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._store_down = False
+
+    # -- per request -------------------------------------------------------------------------
+
+    def override(self, backend: bytes | None, token: bytes | None) -> Owner | None:
+        """The side forced by `X-Gateway-Backend`, honoured only with a valid `X-Gateway-Token`."""
+        if backend is None:
+            return None
+        valid = (
+            self._override_token is not None
+            and token is not None
+            and hmac.compare_digest(token, self._override_token)
+        )
+        side = {b"new": Owner.NEW, b"legacy": Owner.LEGACY}.get(backend.strip().lower())
+        if not valid or side is None:
+            self.metrics.overrides.labels("ignored").inc()
+            return None
+        self.metrics.overrides.labels("applied").inc()
+        return side
+
+    def side_for(self, route: Route, scope: Scope, override: Owner | None) -> Owner:
+        if override is not None:
+            return override
+        state = self.states.get(route.id)
+        if state is not None:
+            return Owner.LEGACY if state.state in _LEGACY_STATES else Owner.NEW
+        if route.canary is not None and route.owner is Owner.LEGACY:
+            return Owner.NEW if serves_new(route.id, route.canary, scope) else Owner.LEGACY
+        return route.owner
+
+    def observe(self, route: Route, side: Owner, status: int | None, latency_ms: float) -> None:
+        if route.guard is None:
+            return
+        stats = self.stats.get(route.id)
+        if stats is None or stats.window_s != route.guard.window_s:
+            stats = self.stats[route.id] = WindowStats(route.guard.window_s)
+        stats.observe(side.value, status, latency_ms, time.monotonic())
+
+    def observe_shadow(self, route: Route, mismatch: bool) -> None:
+        if route.guard is None:
+            return
+        stats = self.stats.get(route.id)
+        if stats is None:
+            stats = self.stats[route.id] = WindowStats(route.guard.window_s)
+        stats.observe_shadow(mismatch, time.monotonic())
+
+    # -- background --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._loop(), name="rollout")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def refresh(self) -> None:
+        try:
+            states = await asyncio.to_thread(self.store.states)
+        except Exception as exc:  # the store is down: keep the last known states
+            if not self._store_down:
+                log.warning("cannot read rollout state (%s); keeping the last known", exc)
+            self._store_down = True
+            return
+        if self._store_down:
+            log.info("rollout state readable again")
+        self._store_down = False
+        for route_id in self.states.keys() - states.keys():
+            # retried: judge the route on what happens from now on, not on the failures before
+            self.stats.pop(route_id, None)
+        self.states = states
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            await self.refresh()
+            try:
+                await self.check_guards()
+            except Exception:
+                log.exception("guard check failed")
+
+    async def check_guards(self) -> None:
+        table = self.holder.table
+        if table is None:
+            return
+        now = time.monotonic()
+        for route in table.routes:
+            if route.guard is None or route.id in self.states or not _sends_new(route):
+                continue
+            stats = self.stats.get(route.id)
+            if stats is None:
+                continue
+            verdict = evaluate(stats, route.guard, now)
+            if verdict.decision == "breach":
+                await self.roll_back(route, "; ".join(verdict.reasons), dict(verdict.figures))
+
+    async def roll_back(self, route: Route, reason: str, figures: dict[str, float | int | None]) -> None:
+        sha = self.holder.loaded.sha256 if self.holder.loaded else None
+        # applied here at once, then made everyone's through the store
+        state = RouteState(route.id, RuntimeState.ROLLED_BACK, reason, figures, GUARD_ACTOR, time.time(), sha)
+        self.states = {**self.states, route.id: state}
+        self.metrics.rollbacks.labels(route.id).inc()
+        log.warning("route %s rolled back to legacy: %s", route.id, reason)
+        try:
+            await asyncio.to_thread(
+                self.store.set_state,
+                route.id,
+                RuntimeState.ROLLED_BACK,
+                reason=reason,
+                figures=figures,
+                actor=GUARD_ACTOR,
+                map_sha256=sha,
+            )
+        except Exception as exc:
+            log.error("could not record the rollback of %s (%s); it holds on this worker", route.id, exc)
+
+
+def _sends_new(route: Route) -> bool:
+    return route.owner is Owner.NEW or (route.canary is not None and route.canary.percent > 0)

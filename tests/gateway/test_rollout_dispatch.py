@@ -1,0 +1,166 @@
+"""Who serves a request at run time: canary, override, fallback, runtime states and guards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.app import Gateway
+from gateway.rollout.state import RuntimeState
+from gateway.settings import GatewaySettings
+
+pytestmark = pytest.mark.anyio
+
+MAP = """\
+version: 1
+routes:
+  - {id: fail5xx, path: /fail500, methods: [GET, POST], owner: new, fallback: {on: [5xx]}}
+  - {id: raises, path: /raise, methods: [GET, POST], owner: new, fallback: {}}
+  - {id: hangs, path: /hang, methods: [GET], owner: new, fallback: {timeout_ms: 200}}
+  - {id: nofallback, path: /nofallback/<x>, methods: [GET], owner: new}
+  - {id: whoami, path: /whoami, methods: [GET], owner: new}
+  - id: canary
+    path: /api/users/<int:id>
+    methods: [GET]
+    owner: legacy
+    canary: {percent: 30, sticky: ["header:X-User-Id"]}
+"""
+
+GUARD_MAP = """\
+version: 1
+routes:
+  - id: guarded
+    path: /fail500
+    methods: [GET]
+    owner: new
+    guard: {min_samples: 5, max_error_rate: 0.2, window_s: 60}
+"""
+
+MakeGateway = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def make_gateway(tmp_path: Path) -> AsyncIterator[MakeGateway]:
+    started: list[Gateway] = []
+
+    async def make(map_text: str = MAP, **settings: object) -> Gateway:
+        map_path = tmp_path / "migration_map.yaml"
+        map_path.write_text(map_text)
+        gw = Gateway(GatewaySettings(
+            map_path=map_path, store_url=f"sqlite:///{tmp_path}/store.db",
+            legacy_app="tests.gateway.wsgi_fixtures:legacy_app", native_app="tests.gateway.wsgi_fixtures:native_app",
+            **settings,  # type: ignore[arg-type]
+        ))
+        await gw.startup({})
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        await gw.shutdown()
+
+
+def client(gw: Gateway) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=gw.dispatcher, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://gw")
+
+
+def fallbacks(gw: Gateway, route: str, reason: str) -> float:
+    return gw.metrics.registry.get_sample_value("gateway_fallbacks_total", {"route": route, "reason": reason}) or 0
+
+
+@pytest.mark.parametrize(("path", "route", "reason"), [("/fail500", "fail5xx", "5xx"), ("/raise", "raises", "exception"), ("/hang", "hangs", "timeout")])
+async def test_a_failing_new_side_falls_back_to_legacy_for_safe_requests(
+    make_gateway: MakeGateway, path: str, route: str, reason: str
+) -> None:
+    gw = await make_gateway()
+    async with client(gw) as c:
+        r = await c.get(path)
+    assert (r.status_code, r.headers["x-served-by"], r.text) == (200, "legacy", f"legacy GET {path}")
+    assert fallbacks(gw, route, reason) == 1
+
+
+async def test_unsafe_requests_get_the_new_sides_error_and_are_never_replayed(make_gateway: MakeGateway) -> None:
+    gw = await make_gateway()
+    async with client(gw) as c:
+        failed = await c.post("/fail500", content=b"x")
+        raised = await c.post("/raise", content=b"x")
+        unguarded = await c.get("/nofallback/1")
+    assert (failed.status_code, failed.headers["x-served-by"], failed.text) == (500, "new", "native broke")
+    assert (raised.status_code, raised.headers["x-served-by"]) == (500, "new")
+    assert raised.json()["error"] == {"code": "backend_error", "message": "the new side failed to answer",
+                                      "request_id": raised.headers["x-request-id"]}
+    assert unguarded.headers["x-served-by"] == "new"
+    assert fallbacks(gw, "fail5xx", "5xx") == 0 and fallbacks(gw, "raises", "exception") == 0
+
+
+async def test_override_needs_a_valid_token_and_never_reaches_the_backend(make_gateway: MakeGateway) -> None:
+    gw = await make_gateway(override_token="letmein")
+    async with client(gw) as c:
+        plain = await c.get("/whoami", headers={"X-Gateway-Backend": "legacy"})
+        wrong = await c.get("/whoami", headers={"X-Gateway-Backend": "legacy", "X-Gateway-Token": "guess"})
+        forced = await c.get("/whoami", headers={"X-Gateway-Backend": "legacy", "X-Gateway-Token": "letmein"})
+        to_new = await c.get("/api/users/1", headers={"X-Gateway-Backend": "new", "X-Gateway-Token": "letmein", "X-User-Id": "x"})
+    assert plain.headers["x-served-by"] == "new" and "leaked" not in plain.json()
+    assert wrong.headers["x-served-by"] == "new" and "leaked" not in wrong.json()
+    assert forced.headers["x-served-by"] == "legacy" and "leaked" not in forced.json()
+    assert to_new.headers["x-served-by"] == "new"
+    get = gw.metrics.registry.get_sample_value
+    assert (get("gateway_overrides_total", {"result": "ignored"}), get("gateway_overrides_total", {"result": "applied"})) == (2, 2)
+
+
+async def test_override_is_off_without_a_configured_token(make_gateway: MakeGateway) -> None:
+    gw = await make_gateway()
+    async with client(gw) as c:
+        r = await c.get("/whoami", headers={"X-Gateway-Backend": "legacy", "X-Gateway-Token": ""})
+    assert r.headers["x-served-by"] == "new"
+
+
+async def test_canary_is_sticky_per_user_and_near_its_percentage(make_gateway: MakeGateway) -> None:
+    gw = await make_gateway()
+    sides: dict[str, str] = {}
+    async with client(gw) as c:
+        for user in range(300):
+            r = await c.get("/api/users/1", headers={"X-User-Id": f"user-{user}"})
+            sides[f"user-{user}"] = r.headers["x-served-by"]
+        for user in list(sides)[:50]:
+            again = await c.get("/api/users/1", headers={"X-User-Id": user})
+            assert again.headers["x-served-by"] == sides[user]
+        anonymous = [(await c.get("/api/users/1")).headers["x-served-by"] for _ in range(20)]
+    share = sum(side == "new" for side in sides.values()) / len(sides)
+    assert 0.2 < share < 0.4
+    assert set(anonymous) == {"legacy"}  # on_missing: legacy
+
+
+async def test_runtime_state_beats_the_map_and_retry_restores_it(make_gateway: MakeGateway) -> None:
+    gw = await make_gateway()
+    async with client(gw) as c:
+        assert (await c.get("/whoami")).headers["x-served-by"] == "new"
+        gw.rollout_store.set_state("whoami", RuntimeState.ABORTED, reason="testing", figures={}, actor="test")
+        await gw.rollout.refresh()
+        assert (await c.get("/whoami")).headers["x-served-by"] == "legacy"
+        gw.rollout_store.clear("whoami", actor="test", reason="retry")
+        await gw.rollout.refresh()
+        assert (await c.get("/whoami")).headers["x-served-by"] == "new"
+
+
+async def test_guard_breach_rolls_the_route_back_and_says_why(make_gateway: MakeGateway) -> None:
+    gw = await make_gateway(GUARD_MAP)
+    async with client(gw) as c:
+        for _ in range(4):
+            assert (await c.get("/fail500")).headers["x-served-by"] == "new"
+        await gw.rollout.check_guards()
+        assert "guarded" not in gw.rollout.states  # four samples: inconclusive, nothing happens
+        for _ in range(4):
+            await c.get("/fail500")
+        await gw.rollout.check_guards()
+        after = await c.get("/fail500")
+    assert after.headers["x-served-by"] == "legacy"
+    state = gw.rollout_store.states()["guarded"]
+    assert state.state is RuntimeState.ROLLED_BACK and state.actor == "guard"
+    assert "error rate" in state.reason and state.figures["new_requests"] == 8
+    (entry,) = [e for e in gw.rollout_store.audit_entries(route_id="guarded") if e.kind == "rollback"]
+    assert "error rate" in entry.summary or "error rate" in str(entry.details)
