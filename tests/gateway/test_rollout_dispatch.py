@@ -29,6 +29,17 @@ routes:
     canary: {percent: 30, sticky: ["header:X-User-Id"]}
 """
 
+CANARY_FALLBACK_MAP = """\
+version: 1
+routes:
+  - id: canaried
+    path: /raise
+    methods: [GET, POST]
+    owner: legacy
+    canary: {percent: 100, sticky: [client_ip]}
+    fallback: {}
+"""
+
 GUARD_MAP = """\
 version: 1
 routes:
@@ -164,3 +175,14 @@ async def test_guard_breach_rolls_the_route_back_and_says_why(make_gateway: Make
     assert "error rate" in state.reason and state.figures["new_requests"] == 8
     (entry,) = [e for e in gw.rollout_store.audit_entries(route_id="guarded") if e.kind == "rollback"]
     assert "error rate" in entry.summary or "error rate" in str(entry.details)
+
+
+async def test_a_raising_canary_falls_back_for_reads_and_errors_for_writes(make_gateway: MakeGateway) -> None:
+    gw = await make_gateway(CANARY_FALLBACK_MAP)
+    async with client(gw) as c:
+        read = await c.get("/raise")
+        write = await c.post("/raise", content=b"order")
+    assert (read.status_code, read.headers["x-served-by"], read.text) == (200, "legacy", "legacy GET /raise")
+    assert fallbacks(gw, "canaried", "exception") == 1
+    assert (write.status_code, write.headers["x-served-by"]) == (500, "new")  # never replayed on legacy
+    assert write.json()["error"]["code"] == "backend_error"
