@@ -181,6 +181,24 @@ def _check_semantics(mmap: MigrationMap, file: str, marks: dict[Loc, int], text:
                     ),
                 )
             )
+        if entry.canary is not None and entry.canary.steps:
+            where = _line_for(marks, ("routes", i, "canary", "steps")) or line
+            if entry.guard is None:
+                problems.append(
+                    Problem(
+                        file,
+                        where,
+                        (f"route {entry.id!r}: canary steps advance only on a guard's verdict; add a guard"),
+                    )
+                )
+            elif entry.canary.steps[0] <= entry.canary.percent:
+                problems.append(
+                    Problem(
+                        file,
+                        where,
+                        (f"route {entry.id!r}: canary steps must start above percent {entry.canary.percent}"),
+                    )
+                )
         rules = mmap.shadow_of(entry)
         unsafe_only = entry.methods is not None and not (set(entry.methods) & SAFE_METHODS)
         if unsafe_only and rules.sample > 0 and rules.unsafe is not Unsafe.ROLLBACK:

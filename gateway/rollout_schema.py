@@ -32,6 +32,17 @@ class CanarySettings(_Strict):
     percent: int = Field(ge=0, le=100, description="share of requests the new side serves")
     sticky: tuple[str, ...] = ("header:X-User-Id", "cookie:session", "client_ip")
     on_missing: OnMissing = OnMissing.LEGACY
+    # automatic ramp: the next percentage after each pause, only on a guard's "ok" (never on
+    # "inconclusive"); after the last step the route is promoted to the new side
+    steps: tuple[int, ...] = ()
+    step_pause_s: int = Field(300, ge=1, le=7 * 86400)
+
+    @field_validator("steps", mode="after")
+    @classmethod
+    def _rising(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 0 < p <= 100 for p in value) or list(value) != sorted(set(value)):
+            raise ValueError("must be rising percentages between 1 and 100, e.g. [25, 50, 100]")
+        return value
 
     @field_validator("sticky", mode="after")
     @classmethod

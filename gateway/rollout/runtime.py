@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import time
@@ -20,13 +21,15 @@ from gateway.map_schema import Owner
 from gateway.metrics import GatewayMetrics
 from gateway.reloader import MapHolder
 from gateway.rollout.canary import serves_new
-from gateway.rollout.guard import WindowStats, evaluate
+from gateway.rollout.guard import GuardVerdict, WindowStats, evaluate
 from gateway.rollout.state import RolloutStore, RouteState, RuntimeState
+from gateway.rollout_schema import CanarySettings
 from gateway.table import Route
 
 log = logging.getLogger("gateway.rollout")
 
 GUARD_ACTOR = "guard"
+RAMP_ACTOR = "ramp"
 _LEGACY_STATES = (RuntimeState.ROLLED_BACK, RuntimeState.ABORTED)
 
 
@@ -49,6 +52,7 @@ class Rollout:
         self.stats: dict[str, WindowStats] = {}
         self._task: asyncio.Task[None] | None = None
         self._store_down = False
+        self.clock = time.time  # wall clock of the store's timestamps (a test may move it)
 
     # -- per request -------------------------------------------------------------------------
 
@@ -72,10 +76,15 @@ class Rollout:
         if override is not None:
             return override
         state = self.states.get(route.id)
+        canary = route.canary
         if state is not None:
-            return Owner.LEGACY if state.state in _LEGACY_STATES else Owner.NEW
-        if route.canary is not None and route.owner is Owner.LEGACY:
-            return Owner.NEW if serves_new(route.id, route.canary, scope) else Owner.LEGACY
+            if state.state is RuntimeState.RAMPING:
+                if canary is not None and route.owner is Owner.LEGACY:
+                    canary = _at_percent(canary, state.figures.get("percent"))
+            else:
+                return Owner.LEGACY if state.state in _LEGACY_STATES else Owner.NEW
+        if canary is not None and route.owner is Owner.LEGACY:
+            return Owner.NEW if serves_new(route.id, canary, scope) else Owner.LEGACY
         return route.owner
 
     def observe(self, route: Route, side: Owner, status: int | None, latency_ms: float) -> None:
@@ -137,14 +146,60 @@ class Rollout:
             return
         now = time.monotonic()
         for route in table.routes:
-            if route.guard is None or route.id in self.states or not _sends_new(route):
-                continue
+            state = self.states.get(route.id)
+            if route.guard is None or (state is not None and state.state is not RuntimeState.RAMPING):
+                continue  # unguarded, or decided (rolled back, aborted, promoted) until a retry
             stats = self.stats.get(route.id)
-            if stats is None:
-                continue
-            verdict = evaluate(stats, route.guard, now)
-            if verdict.decision == "breach":
+            verdict = evaluate(stats, route.guard, now) if stats is not None else None
+            if (
+                verdict is not None
+                and verdict.decision == "breach"
+                and (_sends_new(route) or state is not None)
+            ):
                 await self.roll_back(route, "; ".join(verdict.reasons), dict(verdict.figures))
+            elif route.canary is not None and route.canary.steps and route.owner is Owner.LEGACY:
+                await self._ramp(route, state, verdict)
+
+    async def _ramp(self, route: Route, state: RouteState | None, verdict: GuardVerdict | None) -> None:
+        """Take the next canary step once its pause is over and the guard says ok (after
+        Flagger: "inconclusive" holds, it never promotes); after the last step, promote."""
+        canary = route.canary
+        assert canary is not None
+        sha = self.holder.loaded.sha256 if self.holder.loaded else None
+        if state is None:
+            figures: dict[str, object] = {"percent": canary.percent, "step": 0}
+            await asyncio.to_thread(
+                self.store.ramp,
+                route.id,
+                since=None,
+                to=RuntimeState.RAMPING,
+                reason="ramp started",
+                figures=figures,
+                actor=RAMP_ACTOR,
+                map_sha256=sha,
+            )
+        else:
+            if verdict is None or verdict.decision != "ok" or self.clock() - state.at < canary.step_pause_s:
+                return
+            current = state.figures.get("percent", canary.percent)
+            later = [p for p in canary.steps if p > current]
+            ok = f"guard ok at {current} % for {canary.step_pause_s} s"
+            if later:
+                figures = {**verdict.figures, "percent": later[0], "step": canary.steps.index(later[0]) + 1}
+                to = RuntimeState.RAMPING
+            else:
+                figures, to, ok = dict(verdict.figures), RuntimeState.PROMOTED, ok + ", the last step"
+            await asyncio.to_thread(
+                self.store.ramp,
+                route.id,
+                since=state.at,
+                to=to,
+                reason=ok,
+                figures=figures,
+                actor=RAMP_ACTOR,
+                map_sha256=sha,
+            )
+        await self.refresh()
 
     async def roll_back(self, route: Route, reason: str, figures: dict[str, float | int | None]) -> None:
         sha = self.holder.loaded.sha256 if self.holder.loaded else None
@@ -165,6 +220,14 @@ class Rollout:
             )
         except Exception as exc:
             log.error("could not record the rollback of %s (%s); it holds on this worker", route.id, exc)
+
+
+@functools.lru_cache(maxsize=256)
+def _at_percent(canary: CanarySettings, percent: object) -> CanarySettings:
+    """The route's canary at the percentage a ramp has reached."""
+    if not isinstance(percent, int) or percent == canary.percent:
+        return canary
+    return canary.model_copy(update={"percent": percent})
 
 
 def _sends_new(route: Route) -> bool:

@@ -33,7 +33,8 @@ __all__ = ["AuditEntry", "AuditKind", "RolloutStore", "RouteState", "RuntimeStat
 class RuntimeState(StrEnum):
     ROLLED_BACK = "rolled_back"  # automatic, by a guard: legacy serves the route
     ABORTED = "aborted"  # manual: legacy serves the route
-    PROMOTED = "promoted"  # manual: the new side serves every request of the route, canary or not
+    PROMOTED = "promoted"  # manual, or a finished ramp: the new side serves every request of the route
+    RAMPING = "ramping"  # a canary with steps: figures["percent"] is the share the new side serves now
 
 
 class AuditKind(StrEnum):
@@ -42,14 +43,17 @@ class AuditKind(StrEnum):
     ABORT = "abort"
     PROMOTE = "promote"
     RETRY = "retry"
+    RAMP = "ramp"
 
 
 _KIND = {
     RuntimeState.ROLLED_BACK: AuditKind.ROLLBACK,
     RuntimeState.ABORTED: AuditKind.ABORT,
     RuntimeState.PROMOTED: AuditKind.PROMOTE,
+    RuntimeState.RAMPING: AuditKind.RAMP,
 }
 _DID = {
+    RuntimeState.RAMPING: ("ramped", ""),
     RuntimeState.ROLLED_BACK: ("rolled back to legacy", ""),
     RuntimeState.ABORTED: ("aborted", ": legacy serves it"),
     RuntimeState.PROMOTED: ("promoted", ": the new side serves every request"),
@@ -195,8 +199,15 @@ class RolloutStore:
             insert = _insert(conn, t.state).values(row)
             previous: RouteState | None = None
             if state is RuntimeState.ROLLED_BACK:
-                # RETURNING, not rowcount: psycopg reports no rowcount for this statement
-                claim = insert.on_conflict_do_nothing(index_elements=["route_id"])
+                previous = _get(conn, route_id)
+                # RETURNING, not rowcount: psycopg reports no rowcount for this statement.
+                # A ramp in progress is replaced; any other decision stands.
+                update = {k: v for k, v in row.items() if k != "route_id"}
+                claim = insert.on_conflict_do_update(
+                    index_elements=["route_id"],
+                    set_=update,
+                    where=t.state.c.state == RuntimeState.RAMPING.value,
+                )
                 if conn.execute(claim.returning(t.state.c.route_id)).first() is None:
                     existing = _get(conn, route_id)
                     assert existing is not None, "a conflicting row is there: nothing deletes it but a retry"
@@ -216,15 +227,61 @@ class RolloutStore:
             _audit(conn, _KIND[state], route_id, actor, summary, details, at=new.at)
         return new
 
+    def ramp(
+        self,
+        route_id: str,
+        *,
+        since: float | None,
+        to: RuntimeState,
+        reason: str,
+        figures: Mapping[str, Any],
+        actor: str,
+        map_sha256: str | None = None,
+    ) -> RouteState | None:
+        """Move a canary ramp on: start it (`since` None: only if the route has no state), or
+        take the next step from the step that began at `since` (compare-and-set: of several
+        workers deciding the same step at once, one wins and the others get None)."""
+        new = RouteState(route_id, RuntimeState(to), reason, _finite(figures), actor, time.time(), map_sha256)
+        row = _state_row(new)
+        self.ensure_schema()
+        with self._writer.begin() as conn:
+            previous = _get(conn, route_id)
+            if since is None:
+                stmt = _insert(conn, t.state).values(row).on_conflict_do_nothing(index_elements=["route_id"])
+            else:
+                stmt = (
+                    sa.update(t.state)
+                    .where(
+                        t.state.c.route_id == route_id,
+                        t.state.c.state == RuntimeState.RAMPING.value,
+                        t.state.c.at == since,
+                    )
+                    .values({k: v for k, v in row.items() if k != "route_id"})
+                )
+            if conn.execute(stmt.returning(t.state.c.route_id)).first() is None:
+                return None
+            did = (
+                "promoted: the new side serves every request"
+                if to is RuntimeState.PROMOTED
+                else (f"canary at {figures.get('percent')} %")
+            )
+            summary = f"{route_id} {did} ({reason})" if reason else f"{route_id} {did}"
+            details = {**new.as_json(), "previous": previous.as_json() if previous is not None else None}
+            kind = AuditKind.PROMOTE if to is RuntimeState.PROMOTED else AuditKind.RAMP
+            _audit(conn, kind, route_id, actor, summary, details, at=new.at)
+        return new
+
     def clear(self, route_id: str, *, actor: str, reason: str = "") -> bool:
         """Retry: drop the route's run-time state so it follows the map again. False if it had none."""
         if not self.exists():
             return False
         self.ensure_schema()
         with self._writer.begin() as conn:
-            deleted = conn.execute(
-                sa.delete(t.state).where(t.state.c.route_id == route_id).returning(*t.state.c)
-            ).mappings().first()
+            deleted = (
+                conn.execute(sa.delete(t.state).where(t.state.c.route_id == route_id).returning(*t.state.c))
+                .mappings()
+                .first()
+            )
             if deleted is None:  # none, or another retry took it first: that one is on record
                 return False
             was = _route_state(deleted)
@@ -276,8 +333,14 @@ class RolloutStore:
             }
             key = f"map:{last.id if last is not None else 0}:{new.sha256}"
             _audit(
-                conn, AuditKind.MAP_RELOAD, None, actor, change_summary(old_sha, new, changes), details,
-                at=time.time(), dedupe_key=key,
+                conn,
+                AuditKind.MAP_RELOAD,
+                None,
+                actor,
+                change_summary(old_sha, new, changes),
+                details,
+                at=time.time(),
+                dedupe_key=key,
             )
 
     def dispose(self) -> None:

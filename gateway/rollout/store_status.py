@@ -17,7 +17,10 @@ from gateway.rollout.state import RouteState, RuntimeState
 
 def serving(owner: Owner, canary_percent: float | None, state: RouteState | None) -> str:
     """`legacy`, `new`, or `canary N %` (N % of the route's requests go to the new side)."""
-    if state is not None:
+    if state is not None and state.state is RuntimeState.RAMPING:
+        if owner is Owner.LEGACY and canary_percent is not None:
+            canary_percent = state.figures.get("percent", canary_percent)  # how far the ramp got
+    elif state is not None:
         return Owner.NEW.value if state.state is RuntimeState.PROMOTED else Owner.LEGACY.value
     if owner is Owner.LEGACY and canary_percent:
         return f"canary {canary_percent:g} %"

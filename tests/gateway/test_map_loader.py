@@ -118,3 +118,26 @@ def test_yaml_1_1_words_are_not_booleans() -> None:
     assert entry.fallback is not None and [o.value for o in entry.fallback.on] == ["5xx", "timeout"]
     assert loaded.map.shadow_of(entry).unsafe.value == "off"
     assert parse_map("version: 1\ndefaults: {shadow: {sample: 0}}\n").map.version == 1
+
+
+@pytest.mark.parametrize(
+    ("canary", "guard", "expected"),
+    [
+        ("{percent: 10, steps: [50, 100]}", "", "canary steps advance only on a guard's verdict; add a guard"),
+        ("{percent: 10, steps: [50, 25]}", "{}", "must be rising percentages between 1 and 100"),
+        ("{percent: 50, steps: [50, 100]}", "{}", "canary steps must start above percent 50"),
+        ("{percent: 10.5}", "", "Input should be a valid integer"),
+        ("{percent: 10, sticky: [header]}", "", "unknown sticky key 'header'"),
+    ],
+)
+def test_bad_canaries_are_refused_with_their_line(canary: str, guard: str, expected: str) -> None:
+    text = f"version: 1\nroutes:\n  - id: c\n    path: /c\n    methods: [GET]\n    canary: {canary}\n"
+    if guard:
+        text += f"    guard: {guard}\n"
+    found = problems(text)
+    assert any(p.startswith("m.yaml:6: ") and expected in p for p in found), found
+
+
+def test_canary_on_a_new_owned_route_is_refused() -> None:
+    text = "version: 1\nroutes:\n  - {id: c, path: /c, owner: new, canary: {percent: 5}}\n"
+    assert any("has a canary but owner: new" in p for p in problems(text))

@@ -186,3 +186,66 @@ async def test_a_raising_canary_falls_back_for_reads_and_errors_for_writes(make_
     assert fallbacks(gw, "canaried", "exception") == 1
     assert (write.status_code, write.headers["x-served-by"]) == (500, "new")  # never replayed on legacy
     assert write.json()["error"]["code"] == "backend_error"
+
+
+RAMP_MAP = """\
+version: 1
+routes:
+  - id: ramped
+    path: /whoami
+    methods: [GET]
+    owner: legacy
+    canary: {percent: 10, sticky: ["header:X-User-Id"], steps: [50, 100], step_pause_s: 60}
+    guard: {min_samples: 5, max_error_rate: 0.5, window_s: 60}
+"""
+
+
+async def traffic(c: httpx.AsyncClient, users: int = 200) -> float:
+    sides = [(await c.get("/whoami", headers={"X-User-Id": f"u{i}"})).headers["x-served-by"] for i in range(users)]
+    return sides.count("new") / users
+
+
+async def test_canary_steps_advance_only_on_ok_after_the_pause_then_promote(make_gateway: MakeGateway) -> None:
+    gw = await make_gateway(RAMP_MAP)
+    rollout, store = gw.rollout, gw.rollout_store
+    clock = [1_000_000.0]
+    rollout.clock = lambda: clock[0]
+    async with client(gw) as c:
+        await rollout.check_guards()  # the ramp starts at the map's percentage
+        assert rollout.states["ramped"].figures["percent"] == 10
+        started = rollout.states["ramped"].at
+        clock[0] = started + 3600  # long past the pause, but no traffic: inconclusive holds
+        await rollout.check_guards()
+        assert rollout.states["ramped"].figures["percent"] == 10
+        share = await traffic(c)
+        assert 0.03 < share < 0.2
+        clock[0] = started + 30  # traffic is fine, but the pause is not over
+        await rollout.check_guards()
+        assert rollout.states["ramped"].figures["percent"] == 10
+        clock[0] = started + 61
+        await rollout.check_guards()
+        assert rollout.states["ramped"].figures["percent"] == 50
+        assert 0.35 < await traffic(c) < 0.65  # everyone in at 10 % stays in at 50 %
+        clock[0] = rollout.states["ramped"].at + 61
+        await rollout.check_guards()
+        assert rollout.states["ramped"].figures["percent"] == 100
+        assert await traffic(c) == 1.0
+        clock[0] = rollout.states["ramped"].at + 61
+        await rollout.check_guards()
+    assert store.states()["ramped"].state is RuntimeState.PROMOTED
+    kinds = [e.kind for e in store.audit_entries(route_id="ramped")]
+    assert kinds[:4] == ["promote", "ramp", "ramp", "ramp"]  # newest first
+
+
+async def test_a_breach_during_a_ramp_rolls_it_back(make_gateway: MakeGateway) -> None:
+    failing = RAMP_MAP.replace("path: /whoami", "path: /fail500").replace("percent: 10,", "percent: 100,").replace(
+        "steps: [50, 100]", "steps: []")
+    gw = await make_gateway(failing.replace("steps: [], ", "").replace(
+        "canary: {percent: 100,", "canary: {percent: 50, steps: [100],"))
+    async with client(gw) as c:
+        await gw.rollout.check_guards()
+        assert gw.rollout.states["ramped"].state is RuntimeState.RAMPING
+        for i in range(100):
+            await c.get("/fail500", headers={"X-User-Id": f"u{i}"})
+        await gw.rollout.check_guards()
+    assert gw.rollout_store.states()["ramped"].state is RuntimeState.ROLLED_BACK
