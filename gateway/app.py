@@ -9,7 +9,7 @@ from typing import Any
 from gateway.admin import create_admin_app
 from gateway.asgi import ASGIApp, Receive, Scope, Send
 from gateway.bridge import LegacyBridge
-from gateway.dispatcher import Backends, Dispatcher
+from gateway.dispatcher import Backends, Dispatcher, Exchange
 from gateway.lifespan import ChildLifespan
 from gateway.loading import load_app
 from gateway.logs import configure_logging
@@ -95,7 +95,11 @@ class Gateway:
             shadow=self.shadow,
             rollout=self.rollout,
             metrics=self.metrics,
+            observers=(self._guard_observer,),
         )
+
+    def _guard_observer(self, exchange: Exchange) -> None:
+        self.rollout.observe(exchange.route, exchange.side, exchange.status, exchange.latency_ms)
 
     async def startup(self, state: dict[str, Any] | None = None) -> None:
         await self.recorder.start()

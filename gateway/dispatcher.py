@@ -56,7 +56,10 @@ class Dispatcher:
         shadow: ShadowRunner | None = None,
         rollout: Rollout | None = None,
         metrics: GatewayMetrics | None = None,
+        observers: tuple[Callable[[Exchange], None], ...] = (),
     ) -> None:
+        # told of every answered request (metrics, access log, guards); must be cheap
+        self.observers = observers
         self.metrics = metrics or GatewayMetrics()
         self.shadow = shadow
         self.rollout = rollout
@@ -99,8 +102,7 @@ class Dispatcher:
         head = scope["method"] == "HEAD" and side is Owner.NEW and "HEAD" not in (route.methods or ())
         if head:
             scope = {**scope, "method": "GET"}
-        watch = rollout is not None and route.guard is not None
-        tagged = self._tagger(send, route, side, request_id, head, watch)
+        tagged = self._tagger(send, route, side, request_id, head, scope)
         shadow = self.shadow
         if shadow is not None and shadow.wanted(route, scope["method"]):
             await self._observed(shadow.handle(scope, receive, tagged, route, app, side), route, side, tagged)
@@ -115,7 +117,7 @@ class Dispatcher:
                     legacy_scope=legacy_scope,
                     receive=receive,
                     send_new=tagged,
-                    send_legacy=self._tagger(send, route, Owner.LEGACY, request_id, False, watch),
+                    send_legacy=self._tagger(send, route, Owner.LEGACY, request_id, False, legacy_scope),
                     settings=fallback,
                 ),
                 route,
@@ -133,8 +135,6 @@ class Dispatcher:
         try:
             return await call
         except Exception:
-            if self.rollout is not None and route.guard is not None and not tagged.finished:
-                self.rollout.observe(route, side, None, 0.0)
             if tagged.status:
                 raise  # the answer had started: nothing better can be sent now
             log.exception("%s side raised on route %s", side.value, route.id)
@@ -149,13 +149,13 @@ class Dispatcher:
             self.rollout.observe(route, Owner.NEW, None if reason != "5xx" else 500, 0.0)
 
     def _tagger(
-        self, send: Send, route: Route, side: Owner, request_id: str, head: bool, watch: bool
+        self, send: Send, route: Route, side: Owner, request_id: str, head: bool, scope: Scope
     ) -> _Tagged:
         extra = [(self._rid_name, request_id.encode())]
         if self._served_by is not None:
             extra.append((self._served_by, side.value.encode()))
         names = {self._rid_name, self._served_by}
-        return _Tagged(send, extra, names, request_id, head, route, side, self.rollout if watch else None)
+        return _Tagged(send, extra, names, request_id, head, route, side, scope, self.observers)
 
     def _read_headers(
         self, scope: Scope
@@ -185,17 +185,30 @@ class Dispatcher:
         return request_id, headers, backend, token
 
 
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One answered request, as the observers see it."""
+
+    route: Route
+    side: Owner
+    method: str
+    path: str
+    status: int
+    latency_ms: float
+    request_id: str
+
+
 class _Tagged:
-    """The client's `send`: adds the request id and served-by headers, and times guarded routes."""
+    """The client's `send`: adds the request id and served-by headers; tells the observers."""
 
     __slots__ = (
         "extra",
-        "finished",
         "head",
         "names",
+        "observers",
         "request_id",
-        "rollout",
         "route",
+        "scope",
         "send",
         "side",
         "started",
@@ -211,13 +224,13 @@ class _Tagged:
         head: bool,
         route: Route,
         side: Owner,
-        rollout: Rollout | None,
+        scope: Scope,
+        observers: tuple[Callable[[Exchange], None], ...],
     ) -> None:
         self.send, self.extra, self.names, self.request_id = send, extra, names, request_id
-        self.head, self.route, self.side, self.rollout = head, route, side, rollout
+        self.head, self.route, self.side, self.scope, self.observers = head, route, side, scope, observers
         self.started = time.perf_counter()
         self.status = 0
-        self.finished = False
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -228,9 +241,16 @@ class _Tagged:
         elif message["type"] == "http.response.body":
             if self.head:
                 message = {**message, "body": b""}
-            if not message.get("more_body"):
-                self.finished = True
-                if self.rollout is not None:
-                    latency = (time.perf_counter() - self.started) * 1000
-                    self.rollout.observe(self.route, self.side, self.status, latency)
+            if not message.get("more_body") and self.observers:
+                exchange = Exchange(
+                    self.route,
+                    self.side,
+                    self.scope["method"],
+                    self.scope["path"],
+                    self.status,
+                    (time.perf_counter() - self.started) * 1000,
+                    self.request_id,
+                )
+                for observer in self.observers:
+                    observer(exchange)
         await self.send(message)
