@@ -1,7 +1,6 @@
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from gateway.app import Gateway
@@ -35,13 +34,9 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     await gw.shutdown()
 
 
-def client(gw: Gateway) -> httpx.AsyncClient:
-    return asgi_client(gw.dispatcher)
-
-
 @pytest.mark.anyio
 async def test_one_path_split_by_method(gateway: Gateway) -> None:
-    async with client(gateway) as c:
+    async with asgi_client(gateway.dispatcher) as c:
         get = await c.get("/api/users/1")
         put = await c.put("/api/users/1", content=b"x")
         other = await c.get("/api/orders")
@@ -52,14 +47,14 @@ async def test_one_path_split_by_method(gateway: Gateway) -> None:
 
 @pytest.mark.anyio
 async def test_backend_cannot_spoof_served_by(gateway: Gateway) -> None:
-    async with client(gateway) as c:
+    async with asgi_client(gateway.dispatcher) as c:
         r = await c.get("/anything")
     assert r.headers.get_list("x-served-by") == ["legacy"]
 
 
 @pytest.mark.anyio
 async def test_request_id_is_propagated_to_backend_and_response(gateway: Gateway) -> None:
-    async with client(gateway) as c:
+    async with asgi_client(gateway.dispatcher) as c:
         given = await c.get("/api/users/1", headers={"X-Request-ID": "abc-123"})
         made = await c.get("/api/users/1")
         hostile = await c.get("/api/users/1", headers={"X-Request-ID": "bad id\twith spaces"})
@@ -72,7 +67,7 @@ async def test_request_id_is_propagated_to_backend_and_response(gateway: Gateway
 
 @pytest.mark.anyio
 async def test_request_id_reaches_the_wsgi_app(gateway: Gateway) -> None:
-    async with client(gateway) as c:
+    async with asgi_client(gateway.dispatcher) as c:
         r = await c.post("/echo", content=b"hello", headers={"X-Request-ID": "rid-1"})
     assert r.json() == {"length": 5, "request_id": "rid-1", "terminated": True}
     assert r.headers["x-request-id"] == "rid-1"
@@ -86,16 +81,16 @@ async def test_served_by_header_name_is_configurable_and_can_be_off(tmp_path: Pa
             "native_app": "tests.gateway.wsgi_fixtures:native_app"}
     named = Gateway(GatewaySettings(**base, served_by_header="X-Backend"))  # type: ignore[arg-type]
     off = Gateway(GatewaySettings(**base, served_by_header=""))  # type: ignore[arg-type]
-    async with client(named) as c:
+    async with asgi_client(named.dispatcher) as c:
         assert (await c.get("/api/users/1")).headers["x-backend"] == "new"
-    async with client(off) as c:
+    async with asgi_client(off.dispatcher) as c:
         r = await c.get("/api/users/1")
         assert "x-served-by" not in r.headers and "x-request-id" in r.headers
 
 
 @pytest.mark.anyio
 async def test_legacy_crash_is_a_json_500_and_the_gateway_keeps_serving(gateway: Gateway) -> None:
-    async with client(gateway) as c:
+    async with asgi_client(gateway.dispatcher) as c:
         r = await c.get("/crash", headers={"X-Request-ID": "crash-1"})
         after = await c.get("/api/users/2")
     assert r.status_code == 500
@@ -106,7 +101,7 @@ async def test_legacy_crash_is_a_json_500_and_the_gateway_keeps_serving(gateway:
 
 @pytest.mark.anyio
 async def test_health_reports_map_and_legacy_pool(gateway: Gateway) -> None:
-    async with client(gateway) as c:
+    async with asgi_client(gateway.dispatcher) as c:
         body = (await c.get("/_gateway/health")).json()
         metrics = (await c.get("/metrics")).text
     assert body["map"]["routes"] == 2 and body["map"]["last_reload"]["ok"] is True
@@ -116,7 +111,7 @@ async def test_health_reports_map_and_legacy_pool(gateway: Gateway) -> None:
 
 @pytest.mark.anyio
 async def test_head_on_a_native_get_route_is_answered_without_body(gateway: Gateway) -> None:
-    async with client(gateway) as c:
+    async with asgi_client(gateway.dispatcher) as c:
         get = await c.get("/api/users/1", headers={"X-Request-ID": "h1"})
         head = await c.head("/api/users/1", headers={"X-Request-ID": "h1"})
     assert (head.status_code, head.headers["x-served-by"], head.content) == (200, "new", b"")

@@ -8,7 +8,6 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import httpx
 import pytest
 
 from gateway.app import Gateway
@@ -55,13 +54,9 @@ async def gateway(tmp_path: Path, legacy_server: str) -> AsyncIterator[Gateway]:
     await gw.shutdown()
 
 
-def client(gw: Gateway) -> httpx.AsyncClient:
-    return asgi_client(gw.dispatcher)
-
-
 @pytest.mark.anyio
 async def test_unmapped_requests_are_proxied_to_the_remote_legacy(gateway: Gateway) -> None:
-    async with client(gateway) as c:
+    async with asgi_client(gateway.dispatcher) as c:
         r = await c.get("/api/orders?page=2")
         native = await c.get("/api/users/3")
     assert (r.status_code, r.text, r.headers["x-served-by"]) == (200, "legacy GET /api/orders", "legacy")
@@ -71,7 +66,7 @@ async def test_unmapped_requests_are_proxied_to_the_remote_legacy(gateway: Gatew
 
 @pytest.mark.anyio
 async def test_body_and_request_id_reach_the_remote(gateway: Gateway) -> None:
-    async with client(gateway) as c:
+    async with asgi_client(gateway.dispatcher) as c:
         r = await c.post("/echo", content=b"x" * 5000, headers={"X-Request-ID": "remote-1"})
     assert r.json()["length"] == 5000 and r.json()["request_id"] == "remote-1"
     assert r.headers["x-request-id"] == "remote-1"
@@ -84,7 +79,7 @@ async def test_dead_remote_is_a_502_that_says_so(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     gw = await make_gateway(tmp_path, url)
     try:
-        async with client(gw) as c:
+        async with asgi_client(gw.dispatcher) as c:
             r = await c.get("/api/orders", headers={"X-Request-ID": "dead-1"})
             native = await c.get("/api/users/1")
     finally:
