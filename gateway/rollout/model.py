@@ -25,13 +25,13 @@ class AuditKind(StrEnum):
     RAMP = "ramp"
 
 
-_KIND = {
+AUDIT_KIND_OF = {
     RuntimeState.ROLLED_BACK: AuditKind.ROLLBACK,
     RuntimeState.ABORTED: AuditKind.ABORT,
     RuntimeState.PROMOTED: AuditKind.PROMOTE,
     RuntimeState.RAMPING: AuditKind.RAMP,
 }
-_DID = {
+SUMMARY_OF = {
     RuntimeState.RAMPING: ("ramped", ""),
     RuntimeState.ROLLED_BACK: ("rolled back to legacy", ""),
     RuntimeState.ABORTED: ("aborted", ": legacy serves it"),

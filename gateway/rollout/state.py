@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from gateway.map_loader import LoadedMap
 from gateway.parity.store import StoreError, dumps, missing_file
 from gateway.rollout import store_schema as t
-from gateway.rollout.model import _DID, _KIND, AuditEntry, AuditKind, RouteState, RuntimeState
+from gateway.rollout.model import AUDIT_KIND_OF, SUMMARY_OF, AuditEntry, AuditKind, RouteState, RuntimeState
 from gateway.rollout.store_changes import change_summary, diff_snapshots, map_changes, serving_snapshot
 
 __all__ = ["AuditEntry", "AuditKind", "RolloutStore", "RouteState", "RuntimeState", "map_changes"]
@@ -138,7 +138,7 @@ class RolloutStore:
                 previous = _get(conn, route_id)
                 update = {k: v for k, v in row.items() if k != "route_id"}
                 conn.execute(insert.on_conflict_do_update(index_elements=["route_id"], set_=update))
-            did, effect = _DID[state]
+            did, effect = SUMMARY_OF[state]
             summary = f"{route_id} {did} by {actor}{effect}"
             if reason:
                 summary += f" ({reason})" if effect else f": {reason}"
@@ -146,7 +146,7 @@ class RolloutStore:
                 **new.as_json(),
                 "previous": previous.as_json() if previous is not None else None,
             }
-            _audit(conn, _KIND[state], route_id, actor, summary, details, at=new.at)
+            _audit(conn, AUDIT_KIND_OF[state], route_id, actor, summary, details, at=new.at)
         return new
 
     def ramp(
