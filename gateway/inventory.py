@@ -18,10 +18,10 @@ from typing import Any
 from gateway.map_loader import LoadedMap, Problem
 from gateway.map_schema import HTTP_METHODS, Owner, RouteEntry
 from gateway.paths import (
-    _FASTAPI_PARAM,
-    _FLASK_PARAM,
     ALIASES,
     CONVERTERS,
+    FASTAPI_PARAM,
+    FLASK_PARAM,
     Kind,
     PathError,
     PathTemplate,
@@ -83,7 +83,7 @@ def read_path(source: str) -> tuple[PathTemplate | None, str]:
         whole = match.group(0)
         return whole[0] + match.group("name") + whole[-1]
 
-    rewritten = _FASTAPI_PARAM.sub(plain, _FLASK_PARAM.sub(plain, source))
+    rewritten = FASTAPI_PARAM.sub(plain, FLASK_PARAM.sub(plain, source))
     if unknown:
         try:
             names = ", ".join(repr(c) for c in dict.fromkeys(unknown))

@@ -23,10 +23,10 @@ CONVERTERS: dict[str, str] = {
 }
 ALIASES = {"str": "string", "default": "string"}
 
-_FLASK_PARAM = re.compile(
+FLASK_PARAM = re.compile(
     r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*)(?:\((?P<args>[^)]*)\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>"
 )
-_FASTAPI_PARAM = re.compile(r"\{(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)(?::(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*))?\}")
+FASTAPI_PARAM = re.compile(r"\{(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)(?::(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*))?\}")
 
 
 class PathError(ValueError):
@@ -81,7 +81,7 @@ def _converter(conv: str | None, source: str) -> str:
 def _params(segment: str) -> list[tuple[int, int, str]]:
     """(start, end, converter) of every parameter in a segment, in either syntax."""
     found: list[tuple[int, int, str]] = []
-    for rx in (_FLASK_PARAM, _FASTAPI_PARAM):
+    for rx in (FLASK_PARAM, FASTAPI_PARAM):
         for m in rx.finditer(segment):
             found.append((m.start(), m.end(), m.group("conv") or "string"))
     return sorted(found)
