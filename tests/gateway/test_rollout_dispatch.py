@@ -249,3 +249,23 @@ async def test_a_breach_during_a_ramp_rolls_it_back(make_gateway: MakeGateway) -
             await c.get("/fail500", headers={"X-User-Id": f"u{i}"})
         await gw.rollout.check_guards()
     assert gw.rollout_store.states()["ramped"].state is RuntimeState.ROLLED_BACK
+
+
+async def test_an_unreadable_store_keeps_the_last_known_states(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = await make_gateway()
+    gw.rollout_store.set_state("whoami", RuntimeState.ABORTED, reason="testing", figures={}, actor="test")
+    await gw.rollout.refresh()
+
+    def down() -> dict[str, object]:
+        raise ConnectionError("store unreachable")
+
+    monkeypatch.setattr(gw.rollout_store, "states", down)
+    with caplog.at_level("WARNING", logger="gateway.rollout"):
+        await gw.rollout.refresh()
+        await gw.rollout.refresh()
+    assert gw.rollout.states["whoami"].state is RuntimeState.ABORTED
+    assert caplog.text.count("cannot read rollout state") == 1  # once per outage, not per poll
+    async with client(gw) as c:
+        assert (await c.get("/whoami")).headers["x-served-by"] == "legacy"
