@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -57,6 +58,12 @@ class Gateway:
             self.legacy_shadow = LegacyBridge(
                 wsgi_app, threads=settings.shadow_legacy_threads, acquire_timeout=1.0, abandonable=True
             )
+        for pool, bridge in (("primary", self.legacy), ("shadow", self.legacy_shadow)):
+            if isinstance(bridge, LegacyBridge):  # read at scrape time
+                self.metrics.legacy_threads.labels(pool).set_function(
+                    functools.partial(getattr, bridge, "threads")
+                )
+                self.metrics.legacy_busy.labels(pool).set_function(functools.partial(getattr, bridge, "busy"))
         self.native: ASGIApp = load_app(settings.native_app)
         # results go to the parity store; tests may hand in another sink
         self.shadow = ShadowRunner(
@@ -95,7 +102,12 @@ class Gateway:
             shadow=self.shadow,
             rollout=self.rollout,
             metrics=self.metrics,
-            observers=(self._guard_observer,),
+            observers=(self._count_answer, self._guard_observer),
+        )
+
+    def _count_answer(self, exchange: Exchange) -> None:
+        self.metrics.answered(
+            exchange.route.id, exchange.side.value, "primary", exchange.status, exchange.latency_ms
         )
 
     def _guard_observer(self, exchange: Exchange) -> None:

@@ -132,6 +132,8 @@ class Dispatcher:
     async def _observed(self, call: Awaitable[T], route: Route, side: Owner, tagged: _Tagged) -> T | None:
         """Await a backend call. An exception before any response becomes the gateway's own
         JSON 500, with the request id and the side, and counts as that side's error."""
+        in_flight = self.metrics.in_flight.labels(side.value)
+        in_flight.inc()
         try:
             return await call
         except Exception:
@@ -142,6 +144,8 @@ class Dispatcher:
                 tagged, 500, "backend_error", f"the {side.value} side failed to answer", tagged.request_id
             )
             return None
+        finally:
+            in_flight.dec()
 
     def _fell_back(self, route: Route, reason: str) -> None:
         self.metrics.fallbacks.labels(route.id, reason).inc()

@@ -223,6 +223,12 @@ class ShadowRunner:
 
     async def _call(self, side: Side, scope: Scope, body: bytes, route: Route) -> Outcome:
         """Run one side on a copy of the request; its failures are results, never raised."""
+        outcome = await self._run(side, scope, body, route)
+        status = outcome.capture.status if outcome.capture is not None else None
+        self.metrics.answered(route.id, side.value, "shadow", status, outcome.ms)
+        return outcome
+
+    async def _run(self, side: Side, scope: Scope, body: bytes, route: Route) -> Outcome:
         capture = ResponseCapture(route.shadow.max_body_bytes)
         started = time.perf_counter()
         try:
