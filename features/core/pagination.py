@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 class Page(BaseModel, Generic[T]):
@@ -32,3 +33,17 @@ async def fetch_page(
 
 def page_count(total: int, per_page: int) -> int:
     return -(-total // per_page)
+
+
+async def paginate(
+    session: AsyncSession, stmt: sa.Select[Any], schema: type[M], *, page: int, per_page: int
+) -> Page[M]:
+    """One page of `stmt`, each row rendered as `schema`, in the list shape."""
+    rows, total = await fetch_page(session, stmt, page=page, per_page=per_page)
+    return Page[schema](  # type: ignore[valid-type]
+        items=[schema.model_validate(row) for row in rows],
+        page=page,
+        per_page=per_page,
+        total=total,
+        pages=page_count(total, per_page),
+    )

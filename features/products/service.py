@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from features.core.errors import Conflict, NotFound
-from features.core.pagination import Page, fetch_page, page_count
+from features.core.pagination import Page, paginate
 from features.products import repo
 from features.products.models import Product
 from features.products.schemas import ProductListQuery, ProductOut
@@ -33,14 +33,7 @@ async def list_products(session: AsyncSession, *, query: ProductListQuery) -> Pa
         in_stock=query.in_stock,
         sort=query.sort,
     )
-    rows, total = await fetch_page(session, stmt, page=query.page, per_page=query.per_page)
-    return Page[ProductOut](
-        items=[ProductOut.model_validate(row) for row in rows],
-        page=query.page,
-        per_page=query.per_page,
-        total=total,
-        pages=page_count(total, query.per_page),
-    )
+    return await paginate(session, stmt, ProductOut, page=query.page, per_page=query.per_page)
 
 
 async def _load(session: AsyncSession, product_id: int) -> Product:

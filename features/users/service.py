@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from features.core.errors import Conflict, NotFound
-from features.core.pagination import Page, fetch_page, page_count
+from features.core.pagination import Page, paginate
 from features.users import repo
 from features.users.models import User
 from features.users.passwords import hash_password_off_loop
@@ -26,14 +26,7 @@ def utcnow() -> datetime:
 
 async def list_users(session: AsyncSession, *, query: UserListQuery) -> Page[UserOut]:
     stmt = repo.list_query(role=query.role, is_active=query.is_active, q=query.q, sort=query.sort)
-    rows, total = await fetch_page(session, stmt, page=query.page, per_page=query.per_page)
-    return Page[UserOut](
-        items=[UserOut.model_validate(row) for row in rows],
-        page=query.page,
-        per_page=query.per_page,
-        total=total,
-        pages=page_count(total, query.per_page),
-    )
+    return await paginate(session, stmt, UserOut, page=query.page, per_page=query.per_page)
 
 
 async def _load(session: AsyncSession, user_id: int) -> User:
