@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from gateway.cli import CliError, Handler, _map_path, _settings
+from gateway.cli_common import CliError, Handler, _map_path, _settings
 from gateway.map_loader import LoadedMap, Problem, load_map
 from gateway.map_schema import Owner
 from gateway.parity import export, report, views
@@ -171,4 +171,3 @@ def register(command: Callable[[str, Handler, str], argparse.ArgumentParser]) ->
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--store", metavar="URL", help=STORE_HELP)
     p.add_argument("--map", help=MAP_HELP)
-

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.cli import CliError, Handler, _map_path, _one_line, _settings
+from gateway.cli_common import CliError, Handler, _map_path, _one_line, _settings
 from gateway.map_loader import LoadedMap, load_map
 from gateway.map_schema import RouteEntry
 from gateway.parity.store import StoreError
