@@ -16,4 +16,4 @@ ENV GATEWAY_MAP_PATH=/etc/gateway/migration_map.yaml
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/_gateway/health', timeout=2)"
-CMD ["sh", "-c", "gateway seed --if-empty && exec gateway serve --host 0.0.0.0 --port 8000 --workers ${GATEWAY_WORKERS:-1}"]
+CMD ["sh", "-c", "gateway seed --if-empty && exec gateway serve --host 0.0.0.0 --port 8000 --workers ${GATEWAY_WORKERS:-2}"]

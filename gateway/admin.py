@@ -1,7 +1,8 @@
 """The gateway's own endpoints: health (with the map's state), Prometheus metrics, and the
 admin API under /_gateway/api/, which answers only `Authorization: Bearer <token>` with one of
 the named admin tokens (GATEWAY_ADMIN_TOKEN is "admin"'s, GATEWAY_ADMIN_TOKENS names others)
-and is off (404) when no token is set. Health and metrics stay open, for probes and scrapers."""
+and is off (404) when no token is set. Health stays open for probes; /metrics too, unless
+GATEWAY_METRICS_TOKEN is set."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from gateway.bridge import LegacyBridge
@@ -180,6 +181,7 @@ def create_admin_app(
     recorder: ParityRecorder | None = None,
     rollout: RolloutStore | None = None,
     admin_tokens: Mapping[str, SecretStr] | None = None,
+    metrics_token: SecretStr | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="migration gateway admin", docs_url=None, redoc_url=None, openapi_url="/_gateway/openapi.json"
@@ -229,8 +231,16 @@ def create_admin_app(
             body["legacy"] = {"mode": "remote"}
         return body
 
+    scrape_secret = metrics_token.get_secret_value().encode() if metrics_token is not None else b""
+
     @app.get("/metrics")
-    async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    def prometheus(request: Request) -> Response:
+        # plain `def`: in multiprocess mode a scrape reads every worker's files
+        if scrape_secret:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), scrape_secret):
+                message = "/metrics needs a token: send 'Authorization: Bearer <GATEWAY_METRICS_TOKEN>'"
+                raise AdminError(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app

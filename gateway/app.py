@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from typing import Any
 
+from gateway.access_log import AccessLog
 from gateway.admin import create_admin_app
 from gateway.asgi import ASGIApp, Receive, Scope, Send
 from gateway.bridge import LegacyBridge
@@ -59,11 +59,9 @@ class Gateway:
                 wsgi_app, threads=settings.shadow_legacy_threads, acquire_timeout=1.0, abandonable=True
             )
         for pool, bridge in (("primary", self.legacy), ("shadow", self.legacy_shadow)):
-            if isinstance(bridge, LegacyBridge):  # read at scrape time
-                self.metrics.legacy_threads.labels(pool).set_function(
-                    functools.partial(getattr, bridge, "threads")
-                )
-                self.metrics.legacy_busy.labels(pool).set_function(functools.partial(getattr, bridge, "busy"))
+            if isinstance(bridge, LegacyBridge):  # set as they change: a scrape may read another worker
+                self.metrics.legacy_threads.labels(pool).set(bridge.threads)
+                bridge.on_busy = self.metrics.legacy_busy.labels(pool).inc
         self.native: ASGIApp = load_app(settings.native_app)
         # results go to the parity store; tests may hand in another sink
         self.shadow = ShadowRunner(
@@ -83,6 +81,10 @@ class Gateway:
             override_token=token.get_secret_value() if token is not None else None,
         )
         self.shadow.on_result = self.rollout.observe_shadow  # guards watch mismatch rates too
+        # one JSON line per request; a shadowed request's line waits for the comparison's outcome
+        self.access_log = AccessLog() if settings.access_log else None
+        if self.access_log is not None:
+            self.shadow.on_outcome = self.access_log.resolve
         self._native_lifespan = ChildLifespan(self.native, "native")
         self.watcher = MapWatcher(self.holder, settings.reload_poll_interval)
         admin = create_admin_app(
@@ -92,6 +94,7 @@ class Gateway:
             recorder=self.recorder,
             rollout=self.rollout_store,
             admin_tokens=settings.named_admin_tokens(),
+            metrics_token=settings.metrics_token,
         )
         self.dispatcher = Dispatcher(
             holder=self.holder,
@@ -102,7 +105,8 @@ class Gateway:
             shadow=self.shadow,
             rollout=self.rollout,
             metrics=self.metrics,
-            observers=(self._count_answer, self._guard_observer),
+            observers=(self._count_answer, self._guard_observer)
+            + ((self.access_log.observe,) if self.access_log is not None else ()),
         )
 
     def _count_answer(self, exchange: Exchange) -> None:
@@ -119,6 +123,8 @@ class Gateway:
         await self.shadow.start()
         await self.rollout.start()
         self.watcher.start()
+        if self.access_log is not None:
+            await self.access_log.start()
         loaded = self.holder.loaded
         assert loaded is not None
         log.info(
@@ -141,8 +147,11 @@ class Gateway:
         if isinstance(self.legacy_shadow, LegacyBridge):
             await self.legacy_shadow.aclose(0)
         await self._native_lifespan.shutdown(timeout)
+        if self.access_log is not None:
+            await self.access_log.stop()  # lines still waiting for a shadow outcome: pending
         await self.recorder.stop()  # last: whatever the shadow workers recorded is flushed
         self.rollout_store.dispose()
+        self.metrics.worker_exit()
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         while True:
@@ -168,5 +177,5 @@ class Gateway:
 def create_app(settings: GatewaySettings | None = None) -> Dispatcher:
     """App factory: `uvicorn --factory gateway.app:create_app` reads GATEWAY_* settings."""
     settings = settings or GatewaySettings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return Gateway(settings).dispatcher

@@ -157,6 +157,7 @@ class LegacyBridge:
         self._slots: asyncio.Semaphore | None = None
         self._idle: asyncio.Event | None = None
         self.busy = 0  # requests holding a thread right now
+        self.on_busy: Callable[[int], None] | None = None  # told +1 / -1 as threads are taken
         self.rejected = 0  # requests answered 503 because no thread became free
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -187,6 +188,8 @@ class LegacyBridge:
             )
             return
         self.busy += 1
+        if self.on_busy is not None:
+            self.on_busy(1)
         responder = _Responder(self._app, self._executor)
         if not self.abandonable:
             try:
@@ -221,6 +224,8 @@ class LegacyBridge:
 
     def _release(self) -> None:
         self.busy -= 1
+        if self.on_busy is not None:
+            self.on_busy(-1)
         assert self._slots is not None
         self._slots.release()
         if self.busy == 0 and self._idle is not None:

@@ -9,10 +9,14 @@ when the command cannot run (usage, settings, an app that does not load).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import uvicorn
 
@@ -29,6 +33,7 @@ from gateway.cli_common import (
 )
 from gateway.loading import load_object
 from gateway.map_loader import MapError, load_map
+from gateway.metrics import MULTIPROC_ENV, multiprocess_dir
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -40,16 +45,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # workers are separate processes that build their settings from the environment
     os.environ["GATEWAY_MAP_PATH"] = str(path)
     print(f"map {path}: {len(loaded.map.routes)} routes, sha256 {loaded.short_hash}", file=sys.stderr)
-    uvicorn.run(
-        "gateway.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
-        log_level=args.log_level,
-    )
+    with metrics_dir(args.workers):
+        uvicorn.run(
+            "gateway.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
+            log_level=args.log_level,
+            access_log=not settings.access_log,  # the gateway's own replaces it (uvicorn's shows queries)
+        )
     return 0
+
+
+@contextlib.contextmanager
+def metrics_dir(workers: int) -> Iterator[None]:
+    """Several workers share their Prometheus values through files in PROMETHEUS_MULTIPROC_DIR
+    (a temporary directory unless it is set); values of an earlier run are cleared first, or
+    its counts would be added to this one's."""
+    given = multiprocess_dir()
+    if given is None and workers == 1:
+        yield
+        return
+    path = Path(given) if given else Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    except OSError as exc:
+        raise CliError(f"cannot use {MULTIPROC_ENV}={path}: {exc.strerror or exc}") from None
+    os.environ[MULTIPROC_ENV] = str(path)  # the workers, spawned after this, inherit it
+    print(f"metrics: {workers} workers add up their values in {path} ({MULTIPROC_ENV})", file=sys.stderr)
+    try:
+        yield
+    finally:
+        if given is None:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def cmd_seed(args: argparse.Namespace) -> int:

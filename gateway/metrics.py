@@ -1,8 +1,27 @@
-"""Prometheus metrics of the gateway, on a registry the app factory injects."""
+"""Prometheus metrics of the gateway, on a registry the app factory injects.
+
+With several workers (`gateway serve --workers N`), each one is its own process with its own
+counters: PROMETHEUS_MULTIPROC_DIR names a directory where each process writes its values,
+and a scrape, whichever worker answers it, reads and adds up all of them. Gauges say how:
+in-flight requests and thread counts add up over live workers; the map's hash and the routes
+per owner are the same in every worker, so they take the largest live value.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+import os
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.metrics_core import Metric
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The directory the workers share their values through, when running several."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
 
 # seconds: from a cached JSON answer to a slow report, the range web latency lives in
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -14,7 +33,14 @@ class GatewayMetrics:
         self.map_reloads = Counter(
             "gateway_map_reloads", "Map loads by result (ok, error)", ["result"], registry=self.registry
         )
-        self.map_info = Info("gateway_map", "The map now serving", registry=self.registry)
+        self.map_info = Gauge(
+            "gateway_map_info",
+            "1 for the map serving now (by sha256 and route count), 0 for maps it replaced",
+            ["sha256", "routes"],
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
+        self._map_labels: tuple[str, str] | None = None
         self.legacy_rejected = Counter(
             "gateway_legacy_rejected",
             "Legacy requests answered 503 because no worker thread became free",
@@ -67,24 +93,28 @@ class GatewayMetrics:
             "gateway_in_flight_requests",
             "Requests being answered, by side",
             ["backend"],
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.legacy_threads = Gauge(
             "gateway_legacy_threads",
             "Legacy worker threads, by pool (primary, shadow)",
             ["pool"],
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.legacy_busy = Gauge(
             "gateway_legacy_threads_busy",
             "Legacy worker threads in use, by pool",
             ["pool"],
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.routes = Gauge(
             "gateway_routes",
             "Routes in the map serving now, by owner (migration progress)",
             ["owner"],
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
 
@@ -92,3 +122,37 @@ class GatewayMetrics:
         status_class = f"{status // 100}xx" if status else "error"
         self.requests.labels(route_id, backend, role, status_class).inc()
         self.duration.labels(route_id, backend, role).observe(latency_ms / 1000)
+
+    def serving_map(self, sha256: str, routes: int) -> None:
+        """Mark the map now serving; the one it replaced drops to 0 (in multiprocess mode a
+        series cannot be removed, so 0 is how every mode says "not any more")."""
+        labels = (sha256, str(routes))
+        previous, self._map_labels = self._map_labels, labels
+        if previous is not None and previous != labels:
+            if multiprocess_dir():
+                self.map_info.labels(*previous).set(0)
+            else:
+                self.map_info.remove(*previous)
+        self.map_info.labels(*labels).set(1)
+
+    def scrape_registry(self) -> CollectorRegistry:
+        """What a scrape reads: every worker's values in multiprocess mode, else this registry."""
+        path = multiprocess_dir()
+        if path is None:
+            return self.registry
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path)  # type: ignore[no-untyped-call]
+        return merged
+
+    def collect(self) -> Iterable[Metric]:
+        """The metric families as a scrape sees them (for the built-in dashboard)."""
+        return self.scrape_registry().collect()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.scrape_registry())
+
+    def worker_exit(self) -> None:
+        """A worker stopping: its live gauges (in-flight, threads) stop counting."""
+        path = multiprocess_dir()
+        if path is not None:
+            multiprocess.mark_process_dead(os.getpid(), path)  # type: ignore[no-untyped-call]

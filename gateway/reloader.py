@@ -62,7 +62,7 @@ class MapHolder:
         self._seen_sha = loaded.sha256
         self.last = ReloadResult(True, time.time(), loaded.sha256)
         self.metrics.map_reloads.labels("ok").inc()
-        self.metrics.map_info.info({"sha256": loaded.sha256, "routes": str(len(loaded.map.routes))})
+        self.metrics.serving_map(loaded.sha256, len(loaded.map.routes))
         owners = [loaded.map.owner_of(entry).value for entry in loaded.map.routes]
         for owner in ("legacy", "new"):
             self.metrics.routes.labels(owner).set(owners.count(owner))

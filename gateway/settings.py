@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,10 @@ class GatewaySettings(BaseSettings):
     reload_poll_interval: float = Field(2.0, gt=0, description="fallback map check when no file event comes")
     shutdown_timeout: float = Field(10.0, ge=0)
     log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$")
+    # the gateway's own log lines: JSON objects, or `text` (time level logger: message)
+    log_format: Literal["json", "text"] = "json"
+    # one JSON line per request on the `gateway.access` logger (never headers, query or body)
+    access_log: bool = True
 
     # the parity store: shadow results and samples (`postgresql://...` for several instances)
     store_url: str = "sqlite:///gateway_parity.db"
@@ -53,6 +58,9 @@ class GatewaySettings(BaseSettings):
     # admin_token's holder is named "admin"; admin_tokens names more ({"alice": "tok-a"}, JSON
     # in GATEWAY_ADMIN_TOKENS), and the audit log says which name did what
     admin_token: SecretStr | None = None
+    # /metrics is open (for scrapers inside the network) unless this is set: then it needs
+    # `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials: ...}`)
+    metrics_token: SecretStr | None = None
     admin_tokens: dict[str, SecretStr] = {}
 
     @model_validator(mode="after")

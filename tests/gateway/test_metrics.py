@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from gateway.app import Gateway
 from gateway.settings import GatewaySettings
+from tests.gateway import wsgi_fixtures
 from tests.shadow.sink import MemorySink
 from tests.support import asgi_client, eventually
 
@@ -60,3 +62,75 @@ async def test_exact_counts_after_known_traffic(tmp_path: Path) -> None:
     assert value(text, "gateway_legacy_threads_busy", pool="primary") == 0
     assert value(text, "gateway_routes", owner="new") == 1 and value(text, "gateway_routes", owner="legacy") == 1
     assert 'gateway_map_reloads_total{result="ok"} 1.0' in text
+
+
+def gateway(tmp_path: Path, map_text: str = MAP, **settings: object) -> Gateway:
+    map_path = tmp_path / "m.yaml"
+    map_path.write_text(map_text)
+    return Gateway(GatewaySettings(map_path=map_path, legacy_app="tests.gateway.wsgi_fixtures:legacy_app",
+                                   native_app="tests.gateway.wsgi_fixtures:native_app",
+                                   store_url=f"sqlite:///{tmp_path}/store.db", **settings), sink=MemorySink())
+
+
+async def test_busy_legacy_threads_are_counted_while_they_work(tmp_path: Path) -> None:
+    gw = gateway(tmp_path)
+    await gw.startup({})
+    wsgi_fixtures.GATE.clear()
+    try:
+        async with asgi_client(gw.dispatcher) as c:
+            blocked = [asyncio.ensure_future(c.get("/block")) for _ in range(3)]
+
+            async def busy() -> float:
+                return value((await c.get("/metrics")).text, "gateway_legacy_threads_busy", pool="primary")
+
+            for _ in range(300):
+                if await busy() == 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert await busy() == 3
+            in_flight = value((await c.get("/metrics")).text, "gateway_in_flight_requests", backend="legacy")
+            assert in_flight == 3
+            wsgi_fixtures.GATE.set()
+            assert [r.status_code for r in await asyncio.gather(*blocked)] == [200] * 3
+            assert await busy() == 0
+    finally:
+        wsgi_fixtures.GATE.set()
+        await gw.shutdown()
+
+
+async def test_a_map_reload_replaces_the_map_info_series(tmp_path: Path) -> None:
+    gw = gateway(tmp_path)
+    await gw.startup({})
+    try:
+        first = gw.holder.loaded
+        assert first is not None
+        gw.holder.path.write_text(MAP + "  - {id: extra, path: /extra, methods: [GET], owner: new}\n")
+        gw.holder.check()
+        second = gw.holder.loaded
+        assert second is not None and second.sha256 != first.sha256
+        async with asgi_client(gw.dispatcher) as c:
+            text = (await c.get("/metrics")).text
+    finally:
+        await gw.shutdown()
+    assert value(text, "gateway_map_info", sha256=second.sha256, routes="3") == 1
+    assert f'sha256="{first.sha256}"' not in text  # the replaced map is gone, not left at 1
+    assert value(text, "gateway_routes", owner="new") == 2
+
+
+async def test_metrics_token_guards_the_scrape(tmp_path: Path) -> None:
+    gw = gateway(tmp_path, metrics_token="scrape-secret")
+    await gw.startup({})
+    try:
+        async with asgi_client(gw.dispatcher) as c:
+            bare = await c.get("/metrics")
+            wrong = await c.get("/metrics", headers={"Authorization": "Bearer nope"})
+            right = await c.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+    finally:
+        await gw.shutdown()
+    for refused in (bare, wrong):
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert refused.json()["error"]["message"] == (
+            "/metrics needs a token: send 'Authorization: Bearer <GATEWAY_METRICS_TOKEN>'"
+        )
+    assert right.status_code == 200 and "gateway_map_info{" in right.text
