@@ -105,6 +105,7 @@ class Dispatcher:
         tagged = self._tagger(send, route, side, request_id, head, scope)
         shadow = self.shadow
         if shadow is not None and shadow.wanted(route, scope["method"]):
+            tagged.shadowed = True  # its access-log line waits for the comparison's outcome
             await self._observed(shadow.handle(scope, receive, tagged, route, app, side), route, side, tagged)
             return
         fallback = route.fallback
@@ -200,6 +201,7 @@ class Exchange:
     status: int
     latency_ms: float
     request_id: str
+    shadowed: bool = False  # a copy went to the other side; its outcome is reported later
 
 
 class _Tagged:
@@ -214,6 +216,7 @@ class _Tagged:
         "route",
         "scope",
         "send",
+        "shadowed",
         "side",
         "started",
         "status",
@@ -235,6 +238,7 @@ class _Tagged:
         self.head, self.route, self.side, self.scope, self.observers = head, route, side, scope, observers
         self.started = time.perf_counter()
         self.status = 0
+        self.shadowed = False
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -254,6 +258,7 @@ class _Tagged:
                     self.status,
                     (time.perf_counter() - self.started) * 1000,
                     self.request_id,
+                    self.shadowed,
                 )
                 for observer in self.observers:
                     observer(exchange)

@@ -1,19 +1,51 @@
-"""Logging for the gateway's own loggers (uvicorn configures only its own)."""
+"""Logging for the gateway's own loggers (uvicorn configures only its own).
+
+`gateway.*` lines are JSON objects (time, level, logger, message) by default, or the text
+FORMAT below with `text`. The access log (`gateway.access`) writes lines that are already
+JSON, one per request, whatever the format; it logs at INFO even when GATEWAY_LOG_LEVEL is
+higher, since GATEWAY_ACCESS_LOG is what turns it off.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import UTC, datetime
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+ACCESS_LOGGER = "gateway.access"
 
 
-def configure_logging(level: str = "INFO") -> None:
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        line = {
+            "time": when.replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, separators=(",", ":"))
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    formatter = JsonFormatter() if fmt == "json" else logging.Formatter(FORMAT)
     logger = logging.getLogger("gateway")
     logger.setLevel(level.upper())
-    if not any(getattr(h, "_gateway", False) for h in logger.handlers):
+    _own_handler(logger, formatter)
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.setLevel(logging.INFO)
+    _own_handler(access, logging.Formatter("%(message)s"))
+
+
+def _own_handler(logger: logging.Logger, formatter: logging.Formatter) -> None:
+    handler = next((h for h in logger.handlers if getattr(h, "_gateway", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(FORMAT))
         handler._gateway = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.propagate = False
+    handler.setFormatter(formatter)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.asgi import ASGIApp, Message, Receive, Scope, Send
+from gateway.asgi import REQUEST_ID_KEY, ASGIApp, Message, Receive, Scope, Send
 from gateway.compare import compare, compile_rules
 from gateway.exchange import Capture, CapturedRequest, Difference, Side
 from gateway.map_schema import SAFE_METHODS, Owner
@@ -107,6 +107,9 @@ class ShadowRunner:
         self._workers: list[asyncio.Task[None]] = []
         # told of every comparison (route, differed), e.g. by guards watching mismatch rates
         self.on_result: Callable[[Route, bool], None] | None = None
+        # told once of each shadowed request's final outcome, by request id (the access log):
+        # "match", "diff", "error" or "skipped:<reason>"
+        self.on_outcome: Callable[[str, str], None] | None = None
 
     @property
     def queued(self) -> int:
@@ -141,7 +144,7 @@ class ShadowRunner:
         rules = route.shadow
         body = await read_body(receive, rules.max_body_bytes)
         if not body.complete:
-            self._skip(route.id, "client_disconnected" if body.disconnected else "request_too_large")
+            self._skip(scope, route.id, "client_disconnected" if body.disconnected else "request_too_large")
             await owner_app(scope, replay(body, receive), send)
             return
         request = captured_request(scope, body.data)
@@ -158,14 +161,14 @@ class ShadowRunner:
         await owner_app(scope, replay(body, receive), owner_send)
         owner_ms = (time.perf_counter() - started) * 1000
         if not capture.complete:
-            self._skip(route.id, "owner_incomplete")
+            self._skip(scope, route.id, "owner_incomplete")
             return
         job = _Job(route, Side(owner.value), scope, request, capture.result(), owner_ms, candidate)
         assert self._queue is not None, "the shadow runner is started with the gateway"
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
-            self._skip(route.id, "queue_full")
+            self._skip(scope, route.id, "queue_full")
 
     async def _work(self) -> None:
         assert self._queue is not None
@@ -181,7 +184,7 @@ class ShadowRunner:
     async def _process(self, job: _Job) -> None:
         route = job.route
         if job.owner.truncated:
-            self._skip(route.id, "response_too_large")
+            self._skip(job.scope, route.id, "response_too_large")
             return
         owner_side = job.owner_side
         outcome = job.candidate or await self._call(
@@ -189,6 +192,7 @@ class ShadowRunner:
         )
         if outcome.capture is None:
             self.metrics.shadow_results.labels(route.id, "error").inc()
+            self._report(job.scope, "error")
             self.sink.record_candidate_error(
                 route_id=route.id,
                 owner_side=owner_side,
@@ -198,13 +202,14 @@ class ShadowRunner:
             )
             return
         if outcome.capture.truncated:
-            self._skip(route.id, "response_too_large")
+            self._skip(job.scope, route.id, "response_too_large")
             return
         rules = compile_rules(route.shadow)
         diffs = compare(job.owner, outcome.capture, rules)
         self.metrics.shadow_results.labels(route.id, "diff" if diffs else "match").inc()
         if self.on_result is not None:
             self.on_result(route, bool(diffs))
+        self._report(job.scope, "diff" if diffs else "match")
         self.sink.record_comparison(
             route_id=route.id,
             owner_side=owner_side,
@@ -243,9 +248,15 @@ class ShadowRunner:
             return Outcome(None, _ms(started), "no complete response")
         return Outcome(capture.result(), _ms(started))
 
-    def _skip(self, route_id: str, reason: str) -> None:
+    def _skip(self, scope: Scope, route_id: str, reason: str) -> None:
         self.metrics.shadow_skipped.labels(route_id, reason).inc()
         self.sink.record_skip(route_id=route_id, reason=reason)
+        self._report(scope, f"skipped:{reason}")
+
+    def _report(self, scope: Scope, outcome: str) -> None:
+        request_id = scope.get(REQUEST_ID_KEY)
+        if self.on_outcome is not None and request_id is not None:
+            self.on_outcome(request_id, outcome)
 
 
 def replay_bytes(body: bytes) -> Receive:

@@ -1,0 +1,159 @@
+"""The access log: one JSON line per answered request, on the `gateway.access` logger.
+
+A line carries what the dispatcher's `Exchange` carries (time, request id, method, path,
+route id, side, status, latency) and nothing from the request's headers, query string or
+body: tokens, cookies and passwords cannot leak into it because they never reach it.
+
+A shadowed request is compared after its answer has gone out, off the response path. Its
+line waits, keyed by request id, until the shadow runner reports the outcome (`match`,
+`diff`, `error`, `skipped:<reason>`), and is written then. Lines still waiting at their
+deadline (the route's shadow timeout plus a margin) are written with `"shadow": "pending"`
+by a periodic sweep; so are lines that find the waiting room full (it is bounded) and every
+line still waiting at shutdown. An outcome reported before its line exists (a shadow skipped
+before the owner answered) waits for the line the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.dispatcher import Exchange
+
+log = logging.getLogger("gateway.access")
+PENDING = "pending"
+
+
+@dataclass(slots=True)
+class _Parked:
+    line: dict[str, Any]
+    deadline: float
+
+
+class AccessLog:
+    def __init__(
+        self,
+        *,
+        max_parked: int = 10_000,
+        margin_s: float = 3.0,
+        sweep_interval: float = 0.5,
+        logger: logging.Logger = log,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_parked = max_parked
+        self.margin_s = margin_s
+        self.sweep_interval = sweep_interval
+        self._logger = logger
+        self._clock = clock
+        # request id -> lines waiting for their shadow outcome, oldest first (a client may
+        # send the same X-Request-ID twice); `_count` is how many lines in all
+        self._parked: dict[str, list[_Parked]] = {}
+        self._count = 0
+        # request id -> (outcome, deadline): outcomes that came before their line
+        self._early: dict[str, tuple[str, float]] = {}
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        # everything runs on the event loop today; the lock keeps it right if a thread reports
+        self._lock = threading.Lock()
+
+    @property
+    def parked(self) -> int:
+        return self._count
+
+    def observe(self, exchange: Exchange) -> None:
+        """The dispatcher observer: write the line, or park it until the shadow outcome."""
+        line: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "request_id": exchange.request_id,
+            "method": exchange.method,
+            "path": exchange.path,  # the ASGI path: never the query string
+            "route": exchange.route.id,
+            "backend": exchange.side.value,
+            "status": exchange.status,
+            "latency_ms": round(exchange.latency_ms, 1),
+        }
+        if exchange.shadowed:
+            request_id = exchange.request_id
+            deadline = self._clock() + exchange.route.shadow.timeout_ms / 1000 + self.margin_s
+            with self._lock:
+                early = self._early.pop(request_id, None)
+                if early is None and not self._closed and self._count < self.max_parked:
+                    self._parked.setdefault(request_id, []).append(_Parked(line, deadline))
+                    self._count += 1
+                    return
+            line["shadow"] = early[0] if early is not None else PENDING
+        self._write(line)
+
+    def resolve(self, request_id: str, outcome: str) -> None:
+        """The shadow runner's outcome hook: write the line waiting for this outcome."""
+        with self._lock:
+            waiting = self._parked.get(request_id)
+            if not waiting:
+                if not self._closed and len(self._early) < self.max_parked:
+                    self._early[request_id] = (outcome, self._clock() + self.margin_s)
+                return
+            parked = waiting.pop(0)
+            if not waiting:
+                del self._parked[request_id]
+            self._count -= 1
+        parked.line["shadow"] = outcome
+        self._write(parked.line)
+
+    def sweep(self, *, everything: bool = False) -> int:
+        """Write the lines whose outcome is overdue as pending; how many were written."""
+        now = self._clock()
+        overdue: list[_Parked] = []
+        with self._lock:
+            for request_id in list(self._parked):
+                waiting = self._parked[request_id]
+                kept = [p for p in waiting if not everything and p.deadline > now]
+                if len(kept) == len(waiting):
+                    continue
+                overdue.extend(p for p in waiting if everything or p.deadline <= now)
+                if kept:
+                    self._parked[request_id] = kept
+                else:
+                    del self._parked[request_id]
+            self._count -= len(overdue)
+            stale = [r for r, (_, deadline) in self._early.items() if everything or deadline <= now]
+            for request_id in stale:
+                del self._early[request_id]
+        overdue.sort(key=lambda p: p.deadline)
+        for parked in overdue:
+            parked.line["shadow"] = PENDING
+            self._write(parked.line)
+        return len(overdue)
+
+    async def start(self) -> None:
+        self._closed = False
+        self._task = asyncio.create_task(self._sweeper(), name="access-log-sweep")
+
+    async def stop(self) -> None:
+        """Write every waiting line (as pending); later shadowed lines are written at once."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with self._lock:
+            self._closed = True
+        self.sweep(everything=True)
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                self.sweep()
+            except Exception:  # a broken handler must not end the sweeps
+                logging.getLogger("gateway").exception("access log sweep failed")
+
+    def _write(self, line: dict[str, Any]) -> None:
+        self._logger.info(json.dumps(line, separators=(",", ":")))
