@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from gateway.bridge import LegacyBridge
+from gateway.dashboard import dashboard_router
 from gateway.map_loader import LoadedMap
 from gateway.map_schema import RouteEntry
 from gateway.metrics import GatewayMetrics
@@ -205,6 +206,10 @@ def create_admin_app(
         app.include_router(parity_api(recorder, holder), dependencies=[caller])
     if rollout is not None:
         app.include_router(rollout_api(rollout, holder, caller))
+    app.include_router(
+        dashboard_router(holder=holder, metrics=metrics, recorder=recorder, rollout=rollout,
+                         admin_tokens=admin_tokens or {})
+    )
 
     @app.get("/_gateway/health")
     async def health() -> dict[str, Any]:
