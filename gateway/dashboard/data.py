@@ -134,7 +134,7 @@ def overview(
     loaded = holder.loaded
     assert loaded is not None, "the gateway serves only once its map is loaded"
     ids = [entry.id for entry in loaded.map.routes]
-    figures = fig.read(fig.families(metrics))
+    figures = fig.read(metrics.collect())
     parity_error = rollout_error = None
     audit: tuple[AuditEntry, ...] = ()
     try:
@@ -191,6 +191,6 @@ def route(
             state = _states(rollout).get(route_id)
         except Unavailable:
             state = None  # the overview says why; here the map's view is enough
-        figures = fig.read(fig.families(metrics)).get(route_id) or fig.empty()
+        figures = fig.read(metrics.collect()).get(route_id) or fig.empty()
         row = _row(loaded, entry, state, figures, None)
     return RouteDetail(route_id, row, detail, parity_error)

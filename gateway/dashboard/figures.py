@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from prometheus_client import Metric
 
 from gateway.dashboard.quantiles import histogram_quantile
-from gateway.metrics import GatewayMetrics
 
 REQUESTS = "gateway_requests_total"
 BUCKETS = "gateway_request_duration_seconds_bucket"
@@ -53,15 +52,9 @@ class RouteFigures:
         return sum(t.requests for t in self.traffic)
 
 
-def families(metrics: GatewayMetrics) -> Iterable[Metric]:
-    # GatewayMetrics.collect() reads every worker's values in multiprocess mode; a registry
-    # without it (an older GatewayMetrics) is read directly
-    collect = getattr(metrics, "collect", None)
-    return collect() if callable(collect) else metrics.registry.collect()
-
-
 def read(source: Iterable[Metric]) -> dict[str, RouteFigures]:
-    """Figures of every route id that has been counted; a route with no traffic is absent."""
+    """Figures of every route id that has been counted; a route with no traffic is absent.
+    `source` is GatewayMetrics.collect(): every worker's values when there are several."""
     counts: dict[tuple[str, str, str], float] = defaultdict(float)
     failed: dict[tuple[str, str, str], float] = defaultdict(float)
     buckets: dict[tuple[str, str, str], dict[float, float]] = defaultdict(lambda: defaultdict(float))
