@@ -15,10 +15,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gateway.map_schema import SAFE_METHODS, MigrationMap, Owner, Unsafe
+from gateway.compare_rules import compile_rules
+from gateway.map_schema import SAFE_METHODS, MigrationMap, Owner, Unsafe, merge_shadow
 from gateway.paths import PathError, PathTemplate, parse_template
 
 MAX_MAP_BYTES = 4 * 1024 * 1024  # a map is a config file; anything larger is a mistake
+# YAML aliases let a small file stand for a huge (or endless) tree; a map never needs one
+MAX_MAP_VALUES = 200_000
+MAX_MAP_DEPTH = 32
 
 Loc = tuple[str | int, ...]
 
@@ -61,6 +65,13 @@ class _MarkedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self.lines: dict[Loc, int] = {}
         self.duplicates: list[tuple[int, str]] = []
+        self.values = 0  # nodes walked, aliases expanded
+
+
+class _TooBig(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
 
 
 # YAML 1.1 reads on/off/yes/no as booleans, which turns `fallback: {on: [5xx]}` into a key
@@ -75,7 +86,15 @@ _MarkedLoader.add_implicit_resolver(
 
 
 def _walk(loader: _MarkedLoader, node: yaml.Node, loc: Loc) -> Any:
-    loader.lines.setdefault(loc, node.start_mark.line + 1)
+    line = node.start_mark.line + 1
+    loader.values += 1
+    if loader.values > MAX_MAP_VALUES:
+        message = f"the map holds more than {MAX_MAP_VALUES} values once its YAML aliases are expanded"
+        raise _TooBig(line, message)
+    if len(loc) > MAX_MAP_DEPTH:
+        message = f"the map nests deeper than {MAX_MAP_DEPTH} levels (an alias that contains itself?)"
+        raise _TooBig(line, message)
+    loader.lines.setdefault(loc, line)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -129,12 +148,15 @@ def parse_map(text: str, file: str = "<map>") -> LoadedMap:
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
         raise MapError([Problem(file, line, f"invalid YAML: {reason}")]) from None
+    except _TooBig as exc:
+        raise MapError([Problem(file, exc.line, exc.message)]) from None
     finally:
         loader.dispose()
     if loader.duplicates:
         raise MapError([Problem(file, ln, f"duplicate key {key!r}") for ln, key in loader.duplicates])
     if not isinstance(data, dict):
-        raise MapError([Problem(file, 1, "the map must be a mapping with 'version' and 'routes'")])
+        line = root.start_mark.line + 1 if root is not None else 1
+        raise MapError([Problem(file, line, "the map must be a mapping with 'version' and 'routes'")])
     marks = loader.lines
     try:
         mmap = MigrationMap.model_validate(data)
@@ -150,6 +172,12 @@ def _check_semantics(mmap: MigrationMap, file: str, marks: dict[Loc, int], text:
     lines: list[int | None] = []
     first_seen: dict[str, int | None] = {}
     by_shape: dict[str, list[int]] = {}
+    defaults_ok = True
+    try:
+        compile_rules(merge_shadow(mmap.defaults.shadow, None))
+    except ValueError as exc:
+        defaults_ok = False
+        problems.append(Problem(file, _line_for(marks, ("defaults", "shadow")), f"defaults.shadow: {exc}"))
     for i, entry in enumerate(mmap.routes):
         line = _line_for(marks, ("routes", i))
         lines.append(line)
@@ -200,6 +228,12 @@ def _check_semantics(mmap: MigrationMap, file: str, marks: dict[Loc, int], text:
                     )
                 )
         rules = mmap.shadow_of(entry)
+        if defaults_ok and entry.shadow is not None:
+            try:
+                compile_rules(rules)  # a bad ignore/unordered pattern would fail every comparison
+            except ValueError as exc:
+                where = _line_for(marks, ("routes", i, "shadow")) or line
+                problems.append(Problem(file, where, f"routes[{i}].shadow: {exc}"))
         unsafe_only = entry.methods is not None and not (set(entry.methods) & SAFE_METHODS)
         if unsafe_only and rules.sample > 0 and rules.unsafe is not Unsafe.ROLLBACK:
             problems.append(

@@ -93,6 +93,16 @@ def parse_template(source: str) -> PathTemplate:
     if any(c in source for c in "?#") or any(ord(c) < 33 for c in source):
         raise PathError(f"path {source!r}: must not contain spaces, control characters, '?' or '#'")
     raw_segments = source[1:].split("/")
+    for index, raw in enumerate(raw_segments):
+        if raw in (".", ".."):
+            why = "never matches (requests with one are refused)"
+            raise PathError(f"path {source!r}: a '{raw}' segment {why}")
+        if raw == "" and index < len(raw_segments) - 1:
+            raise PathError(f"path {source!r}: empty segment ('//')")
+    names = [m.group("name") for rx in (FLASK_PARAM, FASTAPI_PARAM) for m in rx.finditer(source)]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise PathError(f"path {source!r}: parameter {twice[0]!r} appears twice")
     segments: list[Segment] = []
     for index, raw in enumerate(raw_segments):
         params = _params(raw)
