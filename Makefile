@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install seed clean
+.PHONY: run test lint install seed clean demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ seed: $(STAMP)
 
 run: $(STAMP) seed
 	$(BIN)/gateway serve --host 127.0.0.1 --port 8000
+
+# with `make run` serving in another shell: a realistic mix for the metrics and the dashboard
+demo: $(STAMP)
+	$(BIN)/gateway demo-traffic
 
 test: $(STAMP)
 	$(BIN)/ruff check gateway features legacy_flask tests

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway import cli_map, cli_parity, cli_rollout
+from gateway import cli_demo, cli_map, cli_parity, cli_rollout
 from gateway.cli_common import (
     MAP_HELP,
     CliError,
@@ -124,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_map.register(command)
     cli_parity.register(command)
     cli_rollout.register(command)
+    cli_demo.register(command)
     return parser
 
 
