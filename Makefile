@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install seed clean demo
+.PHONY: run test lint install seed clean browser-deps demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,10 +24,18 @@ run: $(STAMP) seed
 demo: $(STAMP)
 	$(BIN)/gateway demo-traffic
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(BIN)/ruff check gateway features legacy_flask tests
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the browser test's Chromium and its driver (Debian packages), installed only when missing;
+# without apt-get the browser test skips (and fails under CI=true)
+browser-deps:
+	@test -x /usr/bin/chromedriver || { \
+	  if ! command -v apt-get >/dev/null; then echo "no apt-get: install chromium and chromedriver yourself"; exit 0; fi; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway features legacy_flask tests

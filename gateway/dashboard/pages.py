@@ -70,6 +70,8 @@ def login_page(message: str | None = None, next_path: str = f"{BASE}/") -> str:
     problem = f'<p class="banner" role="alert">{escape(message)}</p>' if message else ""
     form = (
         f'<form class="login" method="post" action="{BASE}/login"><h2>Gateway dashboard</h2>{problem}'
+        # browsers want a username beside a password (for password managers); it is not read
+        '<input type="text" name="username" value="gateway admin" autocomplete="username" hidden>'
         '<label for="token">Admin token</label>'
         '<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>'
         f'<input type="hidden" name="next" value="{escape(next_path)}">'
@@ -192,7 +194,9 @@ def overview_page(o: Overview, *, holder: str, refresh: int) -> str:
         f"<h2>Routes</h2>{banner}"
         f'<table id="routes">{header}{"".join(_row(r, o.parity_error) for r in o.rows)}</table>'
         f'<p class="muted">requests matching no map entry (served by legacy): {unmapped}. '
-        f"Latency and 5xx: this gateway's Prometheus metrics; parity: the parity store.</p>"
+        "Requests, latency and 5xx: this gateway's Prometheus metrics; a side marked (shadow) answered "
+        "the copies made off the response path (the other side, or the owner rerun to learn noise). "
+        "Parity: the parity store.</p>"
         f"<h2>Audit log</h2>{_audit(o)}"
     )
     return layout("Gateway dashboard", body, holder=holder, refresh=refresh)
