@@ -81,6 +81,7 @@ def metrics_dir(workers: int) -> Iterator[None]:
         yield
     finally:
         if given is None:
+            del os.environ[MULTIPROC_ENV]  # this process goes on as a single one
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -386,9 +386,13 @@ def test_serve_validates_the_map_then_runs_uvicorn_with_the_map_exported(
     assert code == 0
     assert uvicorn_calls == [(("gateway.app:create_app",), {
         "factory": True, "host": "127.0.0.1", "port": 9123, "workers": 3,
-        "timeout_graceful_shutdown": 3, "log_level": "warning",
+        "timeout_graceful_shutdown": 3, "log_level": "warning", "access_log": False,
     })]
     assert os.environ["GATEWAY_MAP_PATH"] == str(tmp_path / "relative.yaml")
+    # several workers shared their metrics through a directory made for the run, gone after it
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    made = Path(capsys.readouterr().err.split("add up their values in ", 1)[1].split(" (", 1)[0])
+    assert made.name.startswith("gateway-metrics-") and not made.exists()
 
 
 def test_serve_never_starts_on_a_bad_map(
