@@ -107,6 +107,7 @@ class Gateway:
             metrics=self.metrics,
             observers=(self._count_answer, self._guard_observer)
             + ((self.access_log.observe,) if self.access_log is not None else ()),
+            max_body_bytes=settings.max_body_bytes,
         )
 
     def _count_answer(self, exchange: Exchange) -> None:

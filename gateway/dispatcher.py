@@ -23,6 +23,7 @@ from gateway.fallback import serve_with_fallback
 from gateway.map_schema import Owner
 from gateway.metrics import GatewayMetrics
 from gateway.reloader import MapHolder
+from gateway.request_limits import LimitedBody, dot_segment
 from gateway.rollout.runtime import Rollout
 from gateway.shadow import ShadowRunner
 from gateway.shadow_io import SHADOW_HEADER
@@ -57,7 +58,9 @@ class Dispatcher:
         rollout: Rollout | None = None,
         metrics: GatewayMetrics | None = None,
         observers: tuple[Callable[[Exchange], None], ...] = (),
+        max_body_bytes: int = 10 * 1024 * 1024,
     ) -> None:
+        self.max_body_bytes = max_body_bytes
         # told of every answered request (metrics, access log, guards); must be cheap
         self.observers = observers
         self.metrics = metrics or GatewayMetrics()
@@ -76,13 +79,22 @@ class Dispatcher:
             await self._lifespan(scope, receive, send)
             return
         path: str = scope["path"]
+        request_id, headers, backend, token, length, chunked = self._read_headers(scope)
+        limited: LimitedBody | None = None
+        if kind == "http":
+            refused = self._refusal(path, length)
+            if refused is not None:
+                await send_error(send, *refused, request_id, [(self._rid_name, request_id.encode())])
+                return
+            if chunked:  # no declared length: counted as it arrives
+                limited = LimitedBody(receive, self.max_body_bytes)
+                receive = limited
         if path.startswith("/_gateway/") or path == "/metrics":
-            await self.backends.admin(scope, receive, send)
+            await self._admin(scope, receive, send, limited, request_id)
             return
         table = self.holder.table
         assert table is not None, "the map is loaded before the first request"
         route = table.lookup(scope.get("method", "GET"), path)
-        request_id, headers, backend, token = self._read_headers(scope)
         scope = dict(scope)
         scope["headers"] = headers
         scope[REQUEST_ID_KEY] = request_id
@@ -102,7 +114,10 @@ class Dispatcher:
         head = scope["method"] == "HEAD" and side is Owner.NEW and "HEAD" not in (route.methods or ())
         if head:
             scope = {**scope, "method": "GET"}
-        tagged = self._tagger(send, route, side, request_id, head, scope)
+        gated = send if limited is None else limited.gate(send)
+        tagged = self._tagger(gated, route, side, request_id, head, scope)
+        if limited is not None:
+            tagged.limited = limited
         shadow = self.shadow
         if shadow is not None and shadow.wanted(route, scope["method"]):
             tagged.shadowed = True  # its access-log line waits for the comparison's outcome
@@ -118,7 +133,7 @@ class Dispatcher:
                     legacy_scope=legacy_scope,
                     receive=receive,
                     send_new=tagged,
-                    send_legacy=self._tagger(send, route, Owner.LEGACY, request_id, False, legacy_scope),
+                    send_legacy=self._tagger(gated, route, Owner.LEGACY, request_id, False, legacy_scope),
                     settings=fallback,
                 ),
                 route,
@@ -136,8 +151,11 @@ class Dispatcher:
         in_flight = self.metrics.in_flight.labels(side.value)
         in_flight.inc()
         try:
-            return await call
+            result = await call
         except Exception:
+            if tagged.limited is not None and tagged.limited.exceeded:
+                await self._too_large(tagged)
+                return None
             if tagged.status:
                 raise  # the answer had started: nothing better can be sent now
             log.exception("%s side raised on route %s", side.value, route.id)
@@ -147,6 +165,38 @@ class Dispatcher:
             return None
         finally:
             in_flight.dec()
+        if tagged.limited is not None and tagged.limited.exceeded:
+            await self._too_large(tagged)
+            return None
+        return result
+
+    async def _too_large(self, tagged: _Tagged) -> None:
+        """A chunked body went over the limit: the backend's answer was held back; this is sent."""
+        assert tagged.limited is not None and tagged.limited.downstream is not None
+        tagged.send = tagged.limited.downstream
+        tagged.limited = None
+        message = f"the request body is larger than {self.max_body_bytes} bytes (GATEWAY_MAX_BODY_BYTES)"
+        await send_error(tagged, 413, "body_too_large", message, tagged.request_id)
+
+    def _refusal(self, path: str, length: int | None) -> tuple[int, str, str] | None:
+        segment = dot_segment(path)
+        if segment is not None:
+            return 400, "bad_path", f"the path has a '{segment}' segment; send the path it stands for"
+        if length is not None and length > self.max_body_bytes:
+            message = f"the request body ({length} bytes) is larger than {self.max_body_bytes} bytes"
+            return 413, "body_too_large", message + " (GATEWAY_MAX_BODY_BYTES)"
+        return None
+
+    async def _admin(
+        self, scope: Scope, receive: Receive, send: Send, limited: LimitedBody | None, request_id: str
+    ) -> None:
+        if limited is None:
+            await self.backends.admin(scope, receive, send)
+            return
+        await self.backends.admin(scope, receive, limited.gate(send))
+        if limited.exceeded:
+            message = f"the request body is larger than {self.max_body_bytes} bytes (GATEWAY_MAX_BODY_BYTES)"
+            await send_error(send, 413, "body_too_large", message, request_id)
 
     def _fell_back(self, route: Route, reason: str) -> None:
         self.metrics.fallbacks.labels(route.id, reason).inc()
@@ -164,12 +214,20 @@ class Dispatcher:
 
     def _read_headers(
         self, scope: Scope
-    ) -> tuple[str, list[tuple[bytes, bytes]], bytes | None, bytes | None]:
-        """The request id, the headers the backends get, and the override header and token."""
+    ) -> tuple[str, list[tuple[bytes, bytes]], bytes | None, bytes | None, int | None, bool]:
+        """The request id, the headers the backends get, the override header and token, the
+        declared body length and whether the body comes chunked."""
         headers: list[tuple[bytes, bytes]] = []
         request_id: str | None = None
         backend = token = None
+        length: int | None = None
+        chunked = False
         for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                # the HTTP server has checked it is one valid number; larger ones win regardless
+                length = int(value) if value.isdigit() else None
+            elif name == b"transfer-encoding":
+                chunked = True
             if name == SHADOW_HEADER:
                 continue  # only the gateway may mark a request as a shadow
             if name == OVERRIDE_HEADER:
@@ -187,7 +245,7 @@ class Dispatcher:
         if request_id is None:
             request_id = uuid.uuid4().hex
         headers.append((self._rid_name, request_id.encode("ascii")))
-        return request_id, headers, backend, token
+        return request_id, headers, backend, token, length, chunked and length is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +268,7 @@ class _Tagged:
     __slots__ = (
         "extra",
         "head",
+        "limited",
         "names",
         "observers",
         "request_id",
@@ -239,6 +298,7 @@ class _Tagged:
         self.started = time.perf_counter()
         self.status = 0
         self.shadowed = False
+        self.limited: LimitedBody | None = None  # a chunked body counted against the limit
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":

@@ -37,6 +37,8 @@ class GatewaySettings(BaseSettings):
     state_poll_interval: float = Field(1.0, gt=0, le=60)
     override_token: SecretStr | None = None
 
+    # larger request bodies are refused with 413 before (declared) or while (chunked) they arrive
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
     request_id_header: str = "X-Request-ID"
     served_by_header: str = Field("X-Served-By", description="empty to turn the header off")
 
