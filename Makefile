@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install seed clean browser-deps demo
+.PHONY: run test lint install seed clean browser-deps demo bench soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,22 @@ browser-deps:
 	  if ! command -v apt-get >/dev/null; then echo "no apt-get: install chromium and chromedriver yourself"; exit 0; fi; \
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
+
+# real servers, wrk and ratios (bench/README.md): writes bench/RESULTS.md and bench/results.json.
+# BENCH_QUICK=1 checks the harness in about two minutes; the full run takes about 25 minutes.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[demo,dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	bench/setup.sh
+	$(BIN)/python -m bench.run
+
+soak: $(BENCH_STAMP)
+	bench/setup.sh
+	$(BIN)/python -m bench.soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway features legacy_flask tests

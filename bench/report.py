@@ -1,0 +1,308 @@
+"""From a results dict to ratios, PASS/MISS marks and bench/RESULTS.md (pure, unit-tested)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+# configurations, in the order the tables list them
+CONFIGS: dict[str, str] = {
+    "bare_fastapi": "bare FastAPI app (features + bench routes), uvicorn",
+    "gunicorn": "bare Flask app (legacy_flask + bench routes), gunicorn sync, 1 worker",
+    "a2wsgi_mount": "plain a2wsgi mount: FastAPI + a2wsgi.WSGIMiddleware(flask), uvicorn",
+    "gw_native": "gateway, native-owned route",
+    "gw_legacy": "gateway, legacy-owned route (shadow off)",
+    "gw_shadow25": "gateway, legacy-owned route, shadow 25 % (native candidate)",
+    "gw_shadow100": "gateway, legacy-owned route, shadow 100 % (native candidate)",
+    "gw_canary": "gateway, legacy-owned route, canary 50 % (random bucket)",
+    "gw_remote": "gateway, remote mode (GATEWAY_LEGACY_URL = the gunicorn above)",
+    "naive_proxy": "naive proxy: FastAPI + one httpx.AsyncClient to the gunicorn above",
+}
+WORKLOADS: dict[str, str] = {
+    "get": "GET small JSON (no DB)",
+    "post": "POST 1 KB JSON (echo)",
+    "get_db": "GET /api/users/<id> (SQLite read)",
+}
+
+
+@dataclass(frozen=True)
+class RatioSpec:
+    name: str
+    metric: str  # "rps" or "p99_ms"
+    numerator: str
+    denominator: str
+    op: str | None  # ">=", "<=", or None for a reference figure without target
+    target: float | None
+    workloads: tuple[str, ...]
+
+
+RATIOS: tuple[RatioSpec, ...] = (
+    RatioSpec(
+        "native via gateway / bare FastAPI",
+        "rps",
+        "gw_native",
+        "bare_fastapi",
+        ">=",
+        0.95,
+        ("get", "post", "get_db"),
+    ),
+    RatioSpec(
+        "legacy via gateway / gunicorn Flask",
+        "rps",
+        "gw_legacy",
+        "gunicorn",
+        ">=",
+        0.95,
+        ("get", "post", "get_db"),
+    ),
+    RatioSpec(
+        "plain a2wsgi mount / gunicorn Flask (reference)",
+        "rps",
+        "a2wsgi_mount",
+        "gunicorn",
+        None,
+        None,
+        ("get", "post", "get_db"),
+    ),
+    RatioSpec(
+        "legacy via gateway / plain a2wsgi mount",
+        "rps",
+        "gw_legacy",
+        "a2wsgi_mount",
+        ">=",
+        1.0,
+        ("get", "post", "get_db"),
+    ),
+    RatioSpec(
+        "shadow 25 % primary p99 / shadow off p99", "p99_ms", "gw_shadow25", "gw_legacy", "<=", 1.10, ("get",)
+    ),
+    RatioSpec(
+        "shadow 100 % throughput / shadow off", "rps", "gw_shadow100", "gw_legacy", ">=", 0.45, ("get",)
+    ),
+    RatioSpec(
+        "remote mode / naive httpx proxy",
+        "rps",
+        "gw_remote",
+        "naive_proxy",
+        ">=",
+        5.0,
+        ("get", "post", "get_db"),
+    ),
+)
+LOOKUP_TARGET_US = 2.0
+RSS_GROWTH_TARGET = 1.10
+SOAK_MIN_SHADOWED = 200_000
+NOISY_CV = 0.10  # repeats whose req/s vary more than this (stdev / mean) are flagged
+
+
+def key(config: str, workload: str) -> str:
+    return f"{config}/{workload}"
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median req/s, p50 and p99 over the repeats; errors summed; spread of req/s."""
+    if not runs:
+        return {"rps": None, "p50_ms": None, "p99_ms": None, "errors": 0, "cv": None}
+    rps = [r["requests_per_s"] for r in runs]
+    mean = statistics.fmean(rps)
+    return {
+        "rps": statistics.median(rps),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "errors": sum(int(r.get("errors", 0)) for r in runs),
+        "cv": statistics.pstdev(rps) / mean if len(rps) > 1 and mean > 0 else 0.0,
+    }
+
+
+def mark(value: float | None, op: str | None, target: float | None) -> str:
+    if value is None:
+        return "N/A"
+    if op is None or target is None:
+        return "REF"
+    ok = value >= target if op == ">=" else value <= target
+    return "PASS" if ok else "MISS"
+
+
+def ratios(measurements: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every defined ratio whose two measurements exist; a side with errors marks it ERRORS."""
+    out: list[dict[str, Any]] = []
+    for spec in RATIOS:
+        for workload in spec.workloads:
+            num = measurements.get(key(spec.numerator, workload))
+            den = measurements.get(key(spec.denominator, workload))
+            row: dict[str, Any] = {
+                "name": spec.name,
+                "workload": workload,
+                "metric": spec.metric,
+                "numerator": spec.numerator,
+                "denominator": spec.denominator,
+                "op": spec.op,
+                "target": spec.target,
+                "value": None,
+            }
+            if num is None or den is None:
+                row["mark"] = "N/A"
+                out.append(row)
+                continue
+            a, b = num["summary"].get(spec.metric), den["summary"].get(spec.metric)
+            row["value"] = a / b if a is not None and b else None
+            row["mark"] = mark(row["value"], spec.op, spec.target)
+            if num["summary"]["errors"] or den["summary"]["errors"]:
+                row["mark"] = "ERRORS"
+            out.append(row)
+    return out
+
+
+def micro_marks(micro: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for row in micro.get("lookup", []):
+        if row["entries"] == 10_000:
+            rows.append(
+                {
+                    "name": f"lookup at 10,000 entries ({row['kind']})",
+                    "value": row["us_per_lookup"],
+                    "target": f"<= {LOOKUP_TARGET_US:g} µs",
+                    "mark": mark(row["us_per_lookup"], "<=", LOOKUP_TARGET_US),
+                }
+            )
+    return rows
+
+
+def soak_mark(soak: dict[str, Any]) -> str:
+    if not soak or soak.get("rss_growth") is None:
+        return "N/A"
+    if soak.get("shadowed", 0) < SOAK_MIN_SHADOWED:
+        return "MISS (too few shadowed)"
+    return mark(soak["rss_growth"], "<=", RSS_GROWTH_TARGET)
+
+
+def _f(value: float | None, fmt: str = "{:,.0f}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def _target(op: str | None, target: float | None) -> str:
+    return "—" if op is None or target is None else f"{op} {target:g}"
+
+
+def render(results: dict[str, Any]) -> str:
+    meta = results.get("meta", {})
+    settings = results.get("settings", {})
+    measurements: dict[str, dict[str, Any]] = results.get("measurements", {})
+    lines: list[str] = ["# Benchmark results", ""]
+    lines += [
+        "Written by `make bench` (bench/run.py); the same data is in `bench/results.json`. "
+        "Ratios are computed within this one run; absolute figures depend on the machine.",
+        "",
+    ]
+    for note in meta.get("notes", []):
+        lines.append(f"> **Note:** {note}")
+        lines.append("")
+
+    lines += ["## Ratios", "", "| ratio | workload | value | target | |", "|---|---|---|---|---|"]
+    for row in results.get("ratios") or ratios(measurements):
+        workload = WORKLOADS.get(row["workload"], row["workload"])
+        lines.append(
+            f"| {row['name']} | {workload} | {_f(row['value'], '{:.2f}')} "
+            f"| {_target(row['op'], row['target'])} | {row['mark']} |"
+        )
+    micro = results.get("micro") or {}
+    soak = results.get("soak") or {}
+    for row in micro_marks(micro):
+        lines.append(
+            f"| {row['name']} | micro | {_f(row['value'], '{:.2f}')} µs | {row['target']} | {row['mark']} |"
+        )
+    if soak:
+        growth = soak.get("rss_growth")
+        lines.append(
+            f"| soak: RSS at end / after warm-up ({soak.get('shadowed', 0):,} shadowed requests) | soak "
+            f"| {_f(growth, '{:.3f}')} | <= {RSS_GROWTH_TARGET:g} | {soak_mark(soak)} |"
+        )
+    lines.append("")
+
+    lines += [
+        "## Configurations",
+        "",
+        "req/s is the median of the repeats; p50/p99 are wrk's latency percentiles (median of the "
+        "repeats); errors are non-2xx/3xx responses plus socket errors over all repeats; "
+        f"spread is the stdev/mean of req/s over the repeats (flagged when above {NOISY_CV:.0%}).",
+        "",
+    ]
+    for workload, title in WORKLOADS.items():
+        rows = [(c, measurements.get(key(c, workload))) for c in CONFIGS]
+        rows = [(c, m) for c, m in rows if m is not None]
+        if not rows:
+            continue
+        lines += [
+            f"### {title}",
+            "",
+            "| configuration | path | req/s | p50 ms | p99 ms | errors | spread | notes |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for config, m in rows:
+            s = m["summary"]
+            errors = f"**{s['errors']:,} ERRORS**" if s["errors"] else "0"
+            cv = s.get("cv")
+            spread = "—" if cv is None else (f"**{cv:.0%} noisy**" if cv > NOISY_CV else f"{cv:.0%}")
+            lines.append(
+                f"| {CONFIGS[config]} | `{m.get('path', '')}` | {_f(s['rps'])} | {_f(s['p50_ms'], '{:.2f}')} "
+                f"| {_f(s['p99_ms'], '{:.2f}')} | {errors} | {spread} | {m.get('notes', '')} |"
+            )
+        lines.append("")
+
+    if micro:
+        lines += [
+            "## Micro-benchmarks",
+            "",
+            "Route lookup (`RoutingTable.lookup`, best of the repeats over 1,000 different mapped paths; "
+            "`build_table` time; `parse_map` time of the same map as YAML, i.e. what a reload costs):",
+            "",
+            "| entries | paths | µs per lookup | build_table s | parse_map s |",
+            "|---|---|---|---|---|",
+        ]
+        for row in micro.get("lookup", []):
+            lines.append(
+                f"| {row['entries']:,} | {row['kind']} | {row['us_per_lookup']:.2f} "
+                f"| {_f(row.get('build_s'), '{:.2f}')} | {_f(row.get('parse_s'), '{:.2f}')} |"
+            )
+        lines += [
+            "",
+            "Comparator (`compare` with `compile_rules`, both bodies parsed each call):",
+            "",
+            "| pair | case | ms per compare | differences |",
+            "|---|---|---|---|",
+        ]
+        for row in micro.get("compare", []):
+            lines.append(
+                f"| {row['size']} | {row['case']} | {row['ms_per_compare']:.3f} | {row['differences']} |"
+            )
+        lines.append("")
+
+    if soak:
+        lines += [
+            "## Soak",
+            "",
+            f"{soak.get('shadowed', 0):,} shadowed requests compared ({soak.get('requests', 0):,} requests, "
+            f"{soak.get('skipped', 0):,} shadows skipped, {soak.get('errors', 0):,} errors) "
+            f"through one gateway process (pid {soak.get('pid', '?')}) "
+            f"on `{soak.get('path', '')}` at 100 % shadow, "
+            f"{soak.get('connections', '?')} connections, {_f(soak.get('seconds'), '{:.0f}')} s.",
+            "",
+            f"- RSS after warm-up: {_f(soak.get('rss_warm_kib'))} KiB",
+            f"- RSS at the end: {_f(soak.get('rss_end_kib'))} KiB "
+            f"(x{_f(soak.get('rss_growth'), '{:.3f}')}, target <= {RSS_GROWTH_TARGET:g}: {soak_mark(soak)})",
+            f"- RSS along the way (KiB): {', '.join(f'{v:,}' for v in soak.get('rss_trace_kib', []))}",
+            "",
+        ]
+
+    lines += ["## Machine and versions", ""]
+    for name, value in meta.get("machine", {}).items():
+        lines.append(f"- {name}: {value}")
+    lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()))
+    for name, value in meta.get("run", {}).items():
+        lines.append(f"- {name}: {value}")
+    lines += ["", "## Settings", ""]
+    for name, value in settings.items():
+        lines.append(f"- {name}: {value}")
+    lines.append("")
+    return "\n".join(lines)
