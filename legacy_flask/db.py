@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g, has_request_context, request
@@ -41,6 +41,18 @@ def get_engine(app: Flask) -> sa.Engine:
     engine = factory.kw["bind"]
     assert isinstance(engine, sa.Engine)
     return engine
+
+
+# the widest integer key the databases store; a larger id names no row (and would overflow the driver)
+MAX_ID = 2**63 - 1
+T = TypeVar("T")
+
+
+def get_by_id(model: type[T], row_id: int) -> T | None:
+    """The row with this primary key, or None; an id out of the key's range is simply absent."""
+    if not 0 < row_id <= MAX_ID:
+        return None
+    return get_session().get(model, row_id)
 
 
 def get_session() -> Session:

@@ -7,7 +7,7 @@ The engine lives on `app.state`: the lifespan creates it and disposes of it, and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.engine import URL, make_url
@@ -97,3 +97,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit runs before the response is sent, so a client that
 # reads right after a write sees it, and a failing commit still becomes an error response
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+# the widest integer key the databases store; a larger id names no row (and would overflow the driver)
+MAX_ID = 2**63 - 1
+T = TypeVar("T")
+
+
+async def get_by_id(session: AsyncSession, model: type[T], row_id: int) -> T | None:
+    """The row with this primary key, or None; an id out of the key's range is simply absent."""
+    if not 0 < row_id <= MAX_ID:
+        return None
+    return await session.get(model, row_id)

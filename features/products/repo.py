@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from features.core.db import get_by_id
 from features.products.models import Product
 
 _SORT_COLUMNS: dict[str, sa.orm.InstrumentedAttribute[Any]] = {
@@ -20,7 +21,7 @@ _SORT_COLUMNS: dict[str, sa.orm.InstrumentedAttribute[Any]] = {
 
 
 async def get(session: AsyncSession, product_id: int) -> Product | None:
-    return await session.get(Product, product_id)
+    return await get_by_id(session, Product, product_id)
 
 
 async def sku_taken(session: AsyncSession, sku: str) -> bool:

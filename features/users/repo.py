@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from features.core.db import get_by_id
 from features.users.models import User, order_items, orders
 
 _SORT_COLUMNS: dict[str, sa.orm.InstrumentedAttribute[Any]] = {
@@ -18,7 +19,7 @@ _SORT_COLUMNS: dict[str, sa.orm.InstrumentedAttribute[Any]] = {
 
 
 async def get(session: AsyncSession, user_id: int) -> User | None:
-    return await session.get(User, user_id)
+    return await get_by_id(session, User, user_id)
 
 
 async def email_taken(session: AsyncSession, email: str, *, except_id: int | None = None) -> bool:

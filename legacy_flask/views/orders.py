@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, request, stream_with_context, url_for
 from sqlalchemy.orm import selectinload
 
-from legacy_flask.db import get_session
+from legacy_flask.db import get_by_id, get_session
 from legacy_flask.errors import Conflict, NotFound, ValidationError
 from legacy_flask.models import ORDER_STATUSES, Order, OrderItem, Product, utcnow
 from legacy_flask.params import QueryParams, paginate
@@ -72,7 +72,7 @@ def list_orders() -> dict[str, Any]:
 @bp.get("/orders/<int:order_id>")
 def get_order(order_id: int) -> dict[str, Any]:
     user = require_user()
-    order = get_session().get(Order, order_id)
+    order = get_by_id(Order, order_id)
     # someone else's order is reported exactly like a missing one: ids are not a secret
     # worth confirming
     if order is None or (user.role != "admin" and order.user_id != user.id):

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
 from werkzeug.utils import secure_filename
 
-from legacy_flask.db import get_session
+from legacy_flask.db import get_by_id, get_session
 from legacy_flask.errors import Conflict, NotFound, ValidationError
 from legacy_flask.models import Product, utcnow
 from legacy_flask.params import QueryParams, paginate
@@ -49,7 +49,7 @@ _SORTS = {
 
 def get_product_or_404(product_id: int) -> Product:
     # inactive products stay reachable by id: only the list hides them
-    product = get_session().get(Product, product_id)
+    product = get_by_id(Product, product_id)
     if product is None:
         raise NotFound(f"product {product_id} not found")
     return product

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
 
-from legacy_flask.db import get_session
+from legacy_flask.db import get_by_id, get_session
 from legacy_flask.errors import Conflict, NotFound
 from legacy_flask.models import ROLES, Order, OrderItem, User, utcnow
 from legacy_flask.params import QueryParams, paginate
@@ -35,7 +35,7 @@ _SORTS = {"id": User.id, "name": User.name, "email": User.email, "created_at": U
 
 
 def _get_user(user_id: int) -> User:
-    user = get_session().get(User, user_id)
+    user = get_by_id(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found")
     return user

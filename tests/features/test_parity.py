@@ -207,6 +207,8 @@ USER_PATHS = [
     "/api/users/01",
     "/api/users/0",
     "/api/users/99999",
+    "/api/users/9223372036854775807",
+    "/api/users/9223372036854775808",  # past the key's range: was a 500 on both sides
     "/api/users/abc",
     "/api/users/-1",
     "/api/users/1.0",
@@ -290,6 +292,7 @@ BAD_PRODUCT_PARAMS = [
     "/api/products?page=x&per_page=0&min_price=x&max_price=-1&in_stock=no&sort=y",
 ]
 PRODUCT_PATHS = [
+    "/api/products/9223372036854775808",
     "/api/products/1",
     "/api/products/10",
     "/api/products/11",

@@ -105,6 +105,14 @@ def test_get_user_and_json_404(client: FlaskClient) -> None:
     assert error(missing) == {"code": "not_found", "message": "user 4242 not found"}
 
 
+def test_an_id_past_the_key_range_is_a_404_not_a_500(client: FlaskClient, admin: FlaskClient) -> None:
+    huge = 2**63  # found by fuzzing: the driver overflowed and the app answered 500
+    for response in (client.get(f"/api/users/{huge}"), client.get(f"/api/products/{huge}"),
+                     admin.get(f"/api/orders/{huge}"), admin.delete(f"/api/users/{huge}")):
+        assert response.status_code == 404, response.get_data(as_text=True)
+        assert error(response)["code"] == "not_found"
+
+
 def test_create_user(client: FlaskClient) -> None:
     response = client.post("/api/users", json=NEW_USER)
     assert response.status_code == 201
