@@ -106,12 +106,20 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         return {"rps": None, "p50_ms": None, "p99_ms": None, "errors": 0, "cv": None}
     rps = [r["requests_per_s"] for r in runs]
     mean = statistics.fmean(rps)
+    # CPU the configuration's processes used per request: unlike req/s, barely moved by
+    # other work competing for the cores, so it cross-checks ratios on a busy machine
+    cpu = [
+        r["server_cores"] / r["requests_per_s"] * 1e6
+        for r in runs
+        if r.get("server_cores") and r["requests_per_s"]
+    ]
     return {
         "rps": statistics.median(rps),
         "p50_ms": statistics.median(r["p50_ms"] for r in runs),
         "p99_ms": statistics.median(r["p99_ms"] for r in runs),
         "errors": sum(int(r.get("errors", 0)) for r in runs),
         "cv": statistics.pstdev(rps) / mean if len(rps) > 1 and mean > 0 else 0.0,
+        "cpu_us": statistics.median(cpu) if cpu else None,
     }
 
 
@@ -140,6 +148,7 @@ def ratios(measurements: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "op": spec.op,
                 "target": spec.target,
                 "value": None,
+                "cpu_value": None,
             }
             if num is None or den is None:
                 row["mark"] = "N/A"
@@ -147,6 +156,9 @@ def ratios(measurements: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             a, b = num["summary"].get(spec.metric), den["summary"].get(spec.metric)
             row["value"] = a / b if a is not None and b else None
+            if spec.metric == "rps":  # the same ratio from CPU per request (inverted: less CPU, more req/s)
+                ca, cb = num["summary"].get("cpu_us"), den["summary"].get("cpu_us")
+                row["cpu_value"] = cb / ca if ca and cb else None
             row["mark"] = mark(row["value"], spec.op, spec.target)
             if num["summary"]["errors"] or den["summary"]["errors"]:
                 row["mark"] = "ERRORS"
@@ -199,24 +211,33 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"> **Note:** {note}")
         lines.append("")
 
-    lines += ["## Ratios", "", "| ratio | workload | value | target | |", "|---|---|---|---|---|"]
+    lines += [
+        "## Ratios",
+        "",
+        "`value` is the ratio of req/s (or p99) medians, what the target is about. `by CPU` is the same "
+        "throughput ratio from the CPU time the servers used per request (bare / other), which other "
+        "work on the machine moves much less: where the two disagree, the machine was in the way.",
+        "",
+        "| ratio | workload | value | target | | by CPU |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in results.get("ratios") or ratios(measurements):
         workload = WORKLOADS.get(row["workload"], row["workload"])
         lines.append(
             f"| {row['name']} | {workload} | {_f(row['value'], '{:.2f}')} "
-            f"| {_target(row['op'], row['target'])} | {row['mark']} |"
+            f"| {_target(row['op'], row['target'])} | {row['mark']} | {_f(row.get('cpu_value'), '{:.2f}')} |"
         )
     micro = results.get("micro") or {}
     soak = results.get("soak") or {}
     for row in micro_marks(micro):
         lines.append(
-            f"| {row['name']} | micro | {_f(row['value'], '{:.2f}')} µs | {row['target']} | {row['mark']} |"
+            f"| {row['name']} | micro | {_f(row['value'], '{:.2f}')} µs | {row['target']} | {row['mark']} | |"
         )
     if soak:
         growth = soak.get("rss_growth")
         lines.append(
             f"| soak: RSS at end / after warm-up ({soak.get('shadowed', 0):,} shadowed requests) | soak "
-            f"| {_f(growth, '{:.3f}')} | <= {RSS_GROWTH_TARGET:g} | {soak_mark(soak)} |"
+            f"| {_f(growth, '{:.3f}')} | <= {RSS_GROWTH_TARGET:g} | {soak_mark(soak)} | |"
         )
     lines.append("")
 
@@ -224,7 +245,9 @@ def render(results: dict[str, Any]) -> str:
         "## Configurations",
         "",
         "req/s is the median of the repeats; p50/p99 are wrk's latency percentiles (median of the "
-        "repeats); errors are non-2xx/3xx responses plus socket errors over all repeats; "
+        "repeats); CPU µs/req is the CPU time (user + system) of the configuration's processes "
+        "(the gateway, or a proxy and the gunicorn behind it) per request; errors are non-2xx/3xx "
+        "responses plus socket errors over all repeats; "
         f"spread is the stdev/mean of req/s over the repeats (flagged when above {NOISY_CV:.0%}).",
         "",
     ]
@@ -236,8 +259,8 @@ def render(results: dict[str, Any]) -> str:
         lines += [
             f"### {title}",
             "",
-            "| configuration | path | req/s | p50 ms | p99 ms | errors | spread | notes |",
-            "|---|---|---|---|---|---|---|---|",
+            "| configuration | path | req/s | p50 ms | p99 ms | CPU µs/req | errors | spread | notes |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for config, m in rows:
             s = m["summary"]
@@ -246,7 +269,8 @@ def render(results: dict[str, Any]) -> str:
             spread = "—" if cv is None else (f"**{cv:.0%} noisy**" if cv > NOISY_CV else f"{cv:.0%}")
             lines.append(
                 f"| {CONFIGS[config]} | `{m.get('path', '')}` | {_f(s['rps'])} | {_f(s['p50_ms'], '{:.2f}')} "
-                f"| {_f(s['p99_ms'], '{:.2f}')} | {errors} | {spread} | {m.get('notes', '')} |"
+                f"| {_f(s['p99_ms'], '{:.2f}')} | {_f(s.get('cpu_us'))} | {errors} | {spread} "
+                f"| {m.get('notes', '')} |"
             )
         lines.append("")
 

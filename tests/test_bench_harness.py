@@ -147,6 +147,20 @@ def test_ratios_and_pass_miss_marks() -> None:
     assert rows[("native via gateway / bare FastAPI", "post")]["mark"] == "N/A"
 
 
+def test_throughput_ratios_are_cross_checked_by_cpu_per_request() -> None:
+    results = full_results()
+    for key, cores in (("bare_fastapi/get", 0.8), ("gw_native/get", 0.9)):
+        m = results["measurements"][key]
+        for run in m["runs"]:
+            run["server_cores"] = cores
+        m["summary"] = report.summarise(m["runs"])
+    assert results["measurements"]["bare_fastapi/get"]["summary"]["cpu_us"] == pytest.approx(100.0)
+    row = rows_by(results)[("native via gateway / bare FastAPI", "get")]
+    # bare: 0.8 cores / 8000 req/s = 100 µs; gateway: 0.9 / 7800 = 115.4 µs; 100 / 115.4 = 0.867
+    assert row["cpu_value"] == pytest.approx(0.8 / 8000 / (0.9 / 7800))
+    assert rows_by(full_results())[("native via gateway / bare FastAPI", "get")]["cpu_value"] is None
+
+
 def test_targets_are_inclusive_and_directional() -> None:
     assert report.mark(0.95, ">=", 0.95) == "PASS"
     assert report.mark(0.9499, ">=", 0.95) == "MISS"
@@ -191,7 +205,7 @@ def test_results_md_rendered_from_a_results_dict() -> None:
     results["soak"] = {"shadowed": 200_000, "rss_warm_kib": 100, "rss_end_kib": 105, "rss_growth": 1.05,
                        "rss_trace_kib": [90, 100, 105]}
     text = report.render(results)
-    assert "| native via gateway / bare FastAPI | GET small JSON (no DB) | 0.97 | >= 0.95 | PASS |" in text
+    assert "| native via gateway / bare FastAPI | GET small JSON (no DB) | 0.97 | >= 0.95 | PASS | — |" in text
     assert "| legacy via gateway / gunicorn Flask | GET small JSON (no DB) | 0.88 | >= 0.95 | MISS |" in text
     assert "| remote mode / naive httpx proxy | GET small JSON (no DB) | 5.56 | >= 5 | ERRORS |" in text
     assert "**3 ERRORS**" in text
