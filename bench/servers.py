@@ -198,12 +198,13 @@ class Servers:
 
 @contextlib.contextmanager
 def signals_raise() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the run like Ctrl-C does, so every `finally` stops its servers."""
+    """SIGINT, SIGTERM and SIGHUP end the run as Ctrl-C does, so every `finally` stops its servers."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGINT too: a run started in the background (`make bench &`) inherits it ignored
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
