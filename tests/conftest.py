@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: a fresh database on SQLite and on PostgreSQL."""
+"""Fixtures shared by every test package: a fresh database on SQLite and on PostgreSQL, and a
+check at the end of the run that no secret reached a parity store or a log."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from tests.leaks import Leak, scan_pg_schema, scan_tree
+from tests.support import secrets_to_find
+
 # trust auth on the machine's PostgreSQL; override to point at another server
 PG_URL = os.environ.get(
     "GATEWAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# found in PostgreSQL schemas before they were dropped; reported with the session-end scan
+PG_LEAKS: list[Leak] = []
 
 
 def _pg_available() -> str | None:
@@ -53,6 +59,7 @@ def pg_url(pg_base_url: str) -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     yield f"{pg_base_url}?options=-csearch_path%3D{schema}"
+    PG_LEAKS.extend(scan_pg_schema(admin, schema, secrets_to_find()))
     with admin.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
@@ -69,3 +76,20 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_stored_or_logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the last test: the canary secrets of tests/support.py, and the session cookies
+    the tests learnt, are in no parity store and no log file the run wrote (everything under
+    its tmp dir), nor in any PostgreSQL schema a test used. A leak fails the run, as an error
+    in the teardown of its last test, naming the file."""
+    yield
+    leaks, stores, logs = scan_tree(tmp_path_factory.getbasetemp(), secrets_to_find())
+    leaks += PG_LEAKS
+    if leaks:
+        pytest.fail(
+            f"secrets leaked (scanned {stores} parity stores and {logs} logs under "
+            f"{tmp_path_factory.getbasetemp()}):\n" + "\n".join(f"  {leak}" for leak in leaks),
+            pytrace=False,
+        )

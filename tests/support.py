@@ -29,3 +29,23 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = 
 def asgi_client(app: Any, base_url: str = "http://gw") -> httpx.AsyncClient:
     """An in-process client for an ASGI app (no lifespan is run: start it yourself)."""
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+
+# Canary credentials: tests/reliability/test_no_secret_leaks.py sends them through shadowed
+# routes (headers, cookies, JSON and form fields, query strings), and at the end of every run
+# tests/conftest.py fails the session if any of them, or a session cookie a backend set
+# (LEARNT_SECRETS), is found in a parity store or a gateway log the run wrote. Letters,
+# digits and dashes only: URL and JSON encoding leave them as they are, so a scan of the raw
+# bytes finds them.
+SECRET_BEARER_TOKEN = "sk-canary-bearer-7f3a9c1e5b20"
+SECRET_BEARER = f"Bearer {SECRET_BEARER_TOKEN}"
+SECRET_COOKIE = "ck-canary-cookie-4d8e2b6a1f93"
+SECRET_PASSWORD = "pw-canary-password-9b1c7e3d5a64"
+SECRET_TOKEN = "tk-canary-token-2e6f8a4c0d17"
+SECRET_API_KEY = "ak-canary-apikey-5c3b9d7f1e82"
+CANARY_SECRETS = (SECRET_BEARER_TOKEN, SECRET_COOKIE, SECRET_PASSWORD, SECRET_TOKEN, SECRET_API_KEY)
+LEARNT_SECRETS: set[str] = set()  # e.g. the session cookie a login answered with
+
+
+def secrets_to_find() -> tuple[str, ...]:
+    return CANARY_SECRETS + tuple(sorted(LEARNT_SECRETS))
