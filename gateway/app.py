@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -10,7 +11,7 @@ from gateway.access_log import AccessLog
 from gateway.admin import create_admin_app
 from gateway.asgi import ASGIApp, Receive, Scope, Send
 from gateway.bridge import LegacyBridge
-from gateway.dispatcher import Backends, Dispatcher, Exchange
+from gateway.dispatcher import SIDE_NAMES, Backends, Dispatcher, Exchange
 from gateway.lifespan import ChildLifespan
 from gateway.loading import load_app
 from gateway.logs import configure_logging
@@ -85,6 +86,7 @@ class Gateway:
         self.access_log = AccessLog() if settings.access_log else None
         if self.access_log is not None:
             self.shadow.on_outcome = self.access_log.resolve
+        self._publisher: asyncio.Task[None] | None = None
         self._native_lifespan = ChildLifespan(self.native, "native")
         self.watcher = MapWatcher(self.holder, settings.reload_poll_interval)
         admin = create_admin_app(
@@ -112,7 +114,7 @@ class Gateway:
 
     def _count_answer(self, exchange: Exchange) -> None:
         self.metrics.answered(
-            exchange.route.id, exchange.side.value, "primary", exchange.status, exchange.latency_ms
+            exchange.route.id, SIDE_NAMES[exchange.side], "primary", exchange.status, exchange.latency_ms
         )
 
     def _guard_observer(self, exchange: Exchange) -> None:
@@ -123,6 +125,7 @@ class Gateway:
         await self._native_lifespan.startup(state)
         await self.shadow.start()
         await self.rollout.start()
+        self._publisher = asyncio.create_task(self.metrics.publish_every(1.0), name="metrics-publish")
         self.watcher.start()
         if self.access_log is not None:
             await self.access_log.start()
@@ -152,6 +155,11 @@ class Gateway:
             await self.access_log.stop()  # lines still waiting for a shadow outcome: pending
         await self.recorder.stop()  # last: whatever the shadow workers recorded is flushed
         self.rollout_store.dispose()
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+        self.metrics.publish()  # the last counts, before this worker's live gauges go
         self.metrics.worker_exit()
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

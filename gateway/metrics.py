@@ -9,8 +9,12 @@ per owner are the same in every worker, so they take the largest live value.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import os
+import threading
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.metrics_core import Metric
@@ -22,6 +26,8 @@ def multiprocess_dir() -> str | None:
     """The directory the workers share their values through, when running several."""
     return os.environ.get(MULTIPROC_ENV) or None
 
+
+_STATUS_CLASS = {code: f"{code // 100}xx" for code in range(100, 600)}
 
 # seconds: from a cached JSON answer to a slow report, the range web latency lives in
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -41,6 +47,11 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self._map_labels: tuple[str, str] | None = None
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str, str], dict[str, int]] = {}
+        self._timings: dict[tuple[str, str, str], list[float]] = {}  # [sum, bucket counts..., +Inf]
+        self._in_flight_now: dict[str, int] = {}
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self.legacy_rejected = Counter(
             "gateway_legacy_rejected",
             "Legacy requests answered 503 because no worker thread became free",
@@ -118,10 +129,63 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+    # The request path only adds to plain dicts (a few hundred nanoseconds); `publish()`
+    # moves the sums into the Prometheus metrics, before every scrape and once a second (so
+    # that in multiprocess mode a scrape answered by another worker sees this one's counts).
+
     def answered(self, route_id: str, backend: str, role: str, status: int | None, latency_ms: float) -> None:
-        status_class = f"{status // 100}xx" if status else "error"
-        self.requests.labels(route_id, backend, role, status_class).inc()
-        self.duration.labels(route_id, backend, role).observe(latency_ms / 1000)
+        status_class = _STATUS_CLASS.get(status, "error") if status else "error"
+        seconds = latency_ms / 1000
+        where = bisect.bisect_left(LATENCY_BUCKETS, seconds)  # the first bucket whose bound >= seconds
+        with self._lock:
+            key = (route_id, backend, role)
+            counts = self._counts.get(key)
+            if counts is None:
+                counts = self._counts[key] = {}
+            counts[status_class] = counts.get(status_class, 0) + 1
+            timing = self._timings.get(key)
+            if timing is None:
+                timing = self._timings[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+            timing[0] += seconds
+            timing[1 + where] += 1
+
+    def request_started(self, backend: str) -> None:
+        with self._lock:
+            self._in_flight_now[backend] = self._in_flight_now.get(backend, 0) + 1
+
+    def request_ended(self, backend: str) -> None:
+        with self._lock:
+            self._in_flight_now[backend] -= 1
+
+    def publish(self) -> None:
+        """Move what the request path counted into the Prometheus metrics."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            timings, self._timings = self._timings, {}
+            in_flight = dict(self._in_flight_now)
+        for key, by_class in counts.items():
+            for status_class, n in by_class.items():
+                self._child(self.requests, (*key, status_class)).inc(n)
+        for key, timing in timings.items():
+            histogram = self._child(self.duration, key)
+            # a histogram's own parts: observe() has no way to add n observations at once
+            histogram._sum.inc(timing[0])
+            for bucket, seen in zip(histogram._buckets, timing[1:], strict=True):
+                if seen:
+                    bucket.inc(seen)
+        for backend, now in in_flight.items():
+            self._child(self.in_flight, (backend,)).set(now)
+
+    async def publish_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.publish()
+
+    def _child(self, metric: Any, labels: tuple[str, ...]) -> Any:
+        child = self._children.get((metric, labels))
+        if child is None:
+            child = self._children[(metric, labels)] = metric.labels(*labels)
+        return child
 
     def serving_map(self, sha256: str, routes: int) -> None:
         """Mark the map now serving; the one it replaced drops to 0 (in multiprocess mode a
@@ -137,6 +201,7 @@ class GatewayMetrics:
 
     def scrape_registry(self) -> CollectorRegistry:
         """What a scrape reads: every worker's values in multiprocess mode, else this registry."""
+        self.publish()
         path = multiprocess_dir()
         if path is None:
             return self.registry

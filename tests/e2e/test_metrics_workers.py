@@ -14,6 +14,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.e2e.conftest import GATEWAY, ROOT, Server
 from tests.gateway.test_metrics import value
+from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -52,8 +53,20 @@ def test_two_workers_counts_add_up(start_server: Callable[..., Server], tmp_path
     per_worker = [n for n in requests_per_worker(directory) if n > 0]
     assert len(per_worker) == 2, f"one worker answered everything: {per_worker}"
 
+    def scrape_when_published() -> str:
+        """Each worker publishes what it counted once a second: wait for both to have."""
+        texts: list[str] = []
+
+        def complete() -> bool:
+            texts.append(httpx.get(server.url + "/metrics", timeout=10).text)
+            labels = {"route": "users.get", "backend": "new", "role": "primary", "status_class": "2xx"}
+            return value(texts[-1], "gateway_requests_total", **labels) == sent["users.get"]
+
+        wait_until(complete, timeout=10, what="both workers' counts published")
+        return texts[-1]
+
     for _ in range(3):  # whichever worker answers the scrape, the sums are the same
-        text = httpx.get(server.url + "/metrics", timeout=10).text
+        text = scrape_when_published()
         req = "gateway_requests_total"
         assert value(text, req, route="users.get", backend="new", role="primary", status_class="2xx") == sent[
             "users.get"
@@ -80,10 +93,12 @@ def test_serve_makes_and_removes_its_own_metrics_directory(start_server: Callabl
     assert directory.is_dir()
     for _ in range(30):
         assert httpx.get(server.url + "/api/users/2", timeout=10).status_code == 200
-    for _ in range(3):
-        text = httpx.get(server.url + "/metrics", timeout=10).text
-        labels = {"route": "users.get", "backend": "new", "role": "primary", "status_class": "2xx"}
-        assert value(text, "gateway_requests_total", **labels) == 30
+    labels = {"route": "users.get", "backend": "new", "role": "primary", "status_class": "2xx"}
+
+    def counted() -> bool:
+        return value(httpx.get(server.url + "/metrics", timeout=10).text, "gateway_requests_total", **labels) == 30
+
+    wait_until(counted, timeout=10, what="30 requests counted over both workers")
     server.process.terminate()
     server.process.wait(20)
     assert not directory.exists()

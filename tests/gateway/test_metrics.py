@@ -134,3 +134,30 @@ async def test_metrics_token_guards_the_scrape(tmp_path: Path) -> None:
             "/metrics needs a token: send 'Authorization: Bearer <GATEWAY_METRICS_TOKEN>'"
         )
     assert right.status_code == 200 and "gateway_map_info{" in right.text
+
+
+def test_batched_counts_publish_exactly_what_observe_would() -> None:
+    """answered() only adds to dicts; publish() must give the histogram and counters a scrape
+    would show had every request been observed one by one (it uses the histogram's parts)."""
+    from prometheus_client import generate_latest
+
+    from gateway.metrics import GatewayMetrics
+
+    batched, direct = GatewayMetrics(), GatewayMetrics()
+    latencies_ms = [0.2, 1.0, 2.5, 2.6, 9.99, 10.0, 10.01, 480.0, 999.0, 12_000.0, 0.0]
+    for i, ms in enumerate(latencies_ms):
+        status = (200, 404, 503, None)[i % 4]
+        batched.answered("r", "new", "primary", status, ms)
+        direct.duration.labels("r", "new", "primary").observe(ms / 1000)
+        status_class = f"{status // 100}xx" if status else "error"
+        direct.requests.labels("r", "new", "primary", status_class).inc()
+
+    def series(metrics: GatewayMetrics) -> list[str]:
+        text = generate_latest(metrics.scrape_registry()).decode()
+        return sorted(line for line in text.splitlines()
+                      if line.startswith(("gateway_request_duration_seconds_", "gateway_requests_total"))
+                      and "_created" not in line)
+
+    assert series(batched) == series(direct)
+    batched.publish()  # publishing twice adds nothing
+    assert series(batched) == series(direct)
