@@ -25,6 +25,7 @@ from a2wsgi import wsgi as a2wsgi_wsgi
 
 from gateway.asgi import REQUEST_ID_KEY, Message, Receive, Scope, Send
 from gateway.errors import send_error
+from gateway.wsgi_fast import ClientGone, FastResponder, takes_fast_path
 
 log = logging.getLogger("gateway.legacy")
 
@@ -190,7 +191,11 @@ class LegacyBridge:
         self.busy += 1
         if self.on_busy is not None:
             self.on_busy(1)
-        responder = _Responder(self._app, self._executor)
+        responder: _Responder | FastResponder
+        if takes_fast_path(scope):  # a body of known length: one thread hop (gateway.wsgi_fast)
+            responder = FastResponder(self._app, self._executor)
+        else:  # a chunked upload: read by the app as it arrives, through a2wsgi
+            responder = _Responder(self._app, self._executor)
         if not self.abandonable:
             try:
                 await self._serve(responder, scope, receive, send)
@@ -209,10 +214,12 @@ class LegacyBridge:
             raise
         self._release()
 
-    async def _serve(self, responder: _Responder, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(
+        self, responder: _Responder | FastResponder, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         try:
             await responder(scope, receive, send)
-        except ClientDisconnected:
+        except (ClientDisconnected, ClientGone):
             log.info("client went away during a streamed legacy response; stopped its thread")
         except Exception:
             if responder.response_started:
