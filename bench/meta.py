@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -69,6 +70,18 @@ def git_state() -> str:
     return commit + (f" + uncommitted changes in {len(dirty)} gateway/ file(s)" if dirty else "")
 
 
+def code_fingerprint() -> str:
+    """A hash of the code the servers load (gateway/, the demo apps, bench/): a tree others edit
+    while a run goes on would otherwise be measured under the wrong commit's name."""
+    digest = hashlib.sha256()
+    for package in ("gateway", "features", "legacy_flask", "bench"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode())
+            with contextlib.suppress(OSError):
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def gateway_settings(env: dict[str, str], workdir: Path) -> str:
     """The gateway settings in effect (non-secret), as its factory reads them."""
     from gateway.settings import GatewaySettings
@@ -116,6 +129,12 @@ def notes(results: dict[str, Any], load_before: str) -> list[str]:
     noisy = [k for k, m in measurements.items() if (m["summary"].get("cv") or 0) > report.NOISY_CV]
     if noisy:
         out.append(f"repeats varied by more than {report.NOISY_CV:.0%} for: {', '.join(noisy)}.")
+    for row in (results.get("micro") or {}).get("compare", []):
+        if row.get("expected") is not None and row["differences"] != row["expected"]:
+            out.append(
+                f"the comparator found {row['differences']} difference(s) where {row['expected']} were "
+                f"expected ({row['size']}, {row['case']}): {'; '.join(row.get('found', []))}."
+            )
     errored = [k for k, m in measurements.items() if m["summary"]["errors"]]
     if errored:
         out.append(f"configurations with errors (non-2xx/3xx or socket errors): {', '.join(errored)}.")

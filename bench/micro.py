@@ -154,7 +154,8 @@ def document(target_bytes: int) -> dict[str, Any]:
     return doc
 
 
-def compare_cases(target_bytes: int) -> list[tuple[str, Capture, Capture, Any]]:
+def compare_cases(target_bytes: int) -> list[tuple[str, Capture, Capture, Any, int]]:
+    """(case, owner, candidate, rules, differences a correct comparator finds)."""
     doc = document(target_bytes)
     owner_bytes = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     owner = Capture(200, JSON_HEADERS, owner_bytes)
@@ -171,15 +172,15 @@ def compare_cases(target_bytes: int) -> list[tuple[str, Capture, Capture, Any]]:
     changed["total"] = "many"
     differing = Capture(200, JSON_HEADERS, json.dumps(changed).encode())
     return [
-        ("identical bytes", owner, Capture(200, JSON_HEADERS, owner_bytes), plain),
-        ("same JSON, other key order and spacing", owner, reordered, plain),
-        ("3 differences + 1 ignored field differing in every item", owner, differing, ignoring),
+        ("identical bytes", owner, Capture(200, JSON_HEADERS, owner_bytes), plain, 0),
+        ("same JSON, other key order and spacing", owner, reordered, plain, 0),
+        ("3 differences + 1 ignored field differing in every item", owner, differing, ignoring, 3),
     ]
 
 
 def bench_compare(target_bytes: int, label: str, *, quick: bool) -> list[dict[str, Any]]:
     rows = []
-    for case, owner, candidate, rules in compare_cases(target_bytes):
+    for case, owner, candidate, rules, expected in compare_cases(target_bytes):
         diffs = compare(owner, candidate, rules)
         small = target_bytes < 100_000
         number = (50 if quick else 200) if small else (3 if quick else 10)
@@ -196,6 +197,8 @@ def bench_compare(target_bytes: int, label: str, *, quick: bool) -> list[dict[st
                 "case": case,
                 "ms_per_compare": best / number * 1000,
                 "differences": len(diffs),
+                "expected": expected,
+                "found": [f"{d.path} {d.kind.value}" for d in diffs],
             }
         )
     return rows

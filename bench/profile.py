@@ -50,6 +50,22 @@ OWNERS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ("sqlalchemy|aiosqlite", "SQLAlchemy"),
     )
 )
+# the gateway's parts, inclusive (what they call included): samples with one of these on the stack
+GROUPS: dict[str, tuple[str, ...]] = {
+    "access log": ("AccessLog.observe", "AccessLog.resolve", "AccessLog.sweep"),
+    "metrics and guard observers": ("Gateway._count_answer", "Gateway._guard_observer"),
+    "request id and header copy": ("Dispatcher._read_headers",),
+    "route lookup": ("RoutingTable.lookup",),
+    "legacy bridge (with the WSGI app it runs)": (
+        "LegacyBridge.",
+        "_Responder.",
+        "_Receive.",
+        "_terminated_input",
+    ),
+    "shadow runner (with the candidate it runs)": ("ShadowRunner.",),
+    "remote legacy (with httpx)": ("RemoteLegacy.",),
+}
+DISPATCH_SELF = "dispatcher and response tagging (their own lines only)"
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
@@ -75,6 +91,7 @@ def summarise(collapsed: str) -> dict[str, Any]:
     owners: Counter[str] = Counter()
     gateway_self: Counter[str] = Counter()
     gateway_inclusive: Counter[str] = Counter()
+    groups: Counter[str] = Counter()
     total = 0
     for line in collapsed.splitlines():
         stack_text, _, count_text = line.rpartition(" ")
@@ -92,6 +109,14 @@ def summarise(collapsed: str) -> dict[str, Any]:
         }
         for f in seen:  # inclusive: each gateway function on the stack, once per sample
             gateway_inclusive[f] += count
+        names = {f.split(" (")[0] for f in seen}
+        for group, prefixes in GROUPS.items():
+            if any(name.startswith(prefixes) for name in names):
+                groups[group] += count
+        if name == "gateway" and frame.startswith(
+            ("Dispatcher.__call__", "Dispatcher._observed", "Dispatcher._tagger", "_Tagged.", "Exchange")
+        ):
+            groups[DISPATCH_SELF] += count
 
     def share(counter: Counter[str], n: int | None = None) -> dict[str, float]:
         return {k: round(v / total, 4) for k, v in counter.most_common(n)} if total else {}
@@ -101,6 +126,9 @@ def summarise(collapsed: str) -> dict[str, Any]:
         "by_owner": share(owners),
         "gateway_self_top": share(gateway_self, 15),
         "gateway_inclusive_top": share(gateway_inclusive, 15),
+        "gateway_groups": {g: round(groups[g] / total, 4) for g in [*GROUPS, DISPATCH_SELF] if groups[g]}
+        if total
+        else {},
     }
 
 
@@ -154,21 +182,42 @@ def profile(target: str, seconds: int, connections: int, native: bool, workdir: 
     return results
 
 
+def resummarise() -> None:
+    """summary.json again from the collapsed stacks on disk (after a change to the charging rules)."""
+    path = OUT / "summary.json"
+    summary = json.loads(path.read_text())
+    for target, entry in summary.items():
+        stacks = OUT / f"{target}.txt"
+        if stacks.exists():
+            entry.update(summarise(stacks.read_text()))
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("targets", nargs="*", default=["native", "legacy"], choices=[*TARGETS, []])
+    parser.add_argument("targets", nargs="*", help=f"any of {', '.join(TARGETS)} (default: native legacy)")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
         "--native", action="store_true", help="also C frames (py-spy --native: slows the server)"
     )
+    parser.add_argument(
+        "--resummarise", action="store_true", help="only redo summary.json from profiles/*.txt"
+    )
     args = parser.parse_args(argv)
+    if args.resummarise:
+        resummarise()
+        return 0
+    unknown = set(args.targets) - TARGETS.keys()
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(sorted(unknown))}: choose from {', '.join(TARGETS)}")
+    targets = args.targets or ["native", "legacy"]
     OUT.mkdir(exist_ok=True)
     summary_path = OUT / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     try:
         with signals_raise():
-            for target in args.targets:
+            for target in targets:
                 with tempfile.TemporaryDirectory(prefix="gateway-profile-") as tmp:
                     summary[target] = profile(target, args.seconds, args.connections, args.native, Path(tmp))
                 print(f"{target}: {json.dumps(summary[target], indent=1)}", file=sys.stderr)

@@ -12,6 +12,7 @@ CONFIGS: dict[str, str] = {
     "gunicorn": "bare Flask app (legacy_flask + bench routes), gunicorn sync, 1 worker",
     "a2wsgi_mount": "plain a2wsgi mount: FastAPI + a2wsgi.WSGIMiddleware(flask), uvicorn",
     "gw_native": "gateway, native-owned route",
+    "gw_serve": "gateway started by `gateway serve` (its defaults: uvicorn access log on), native route",
     "gw_legacy": "gateway, legacy-owned route (shadow off)",
     "gw_shadow25": "gateway, legacy-owned route, shadow 25 % (native candidate)",
     "gw_shadow100": "gateway, legacy-owned route, shadow 100 % (native candidate)",
@@ -73,6 +74,15 @@ RATIOS: tuple[RatioSpec, ...] = (
         ">=",
         1.0,
         ("get", "post", "get_db"),
+    ),
+    RatioSpec(
+        "`gateway serve` defaults / gateway under the common uvicorn flags (reference)",
+        "rps",
+        "gw_serve",
+        "gw_native",
+        None,
+        None,
+        ("get",),
     ),
     RatioSpec(
         "shadow 25 % primary p99 / shadow off p99", "p99_ms", "gw_shadow25", "gw_legacy", "<=", 1.10, ("get",)
@@ -297,9 +307,11 @@ def render(results: dict[str, Any]) -> str:
             "|---|---|---|---|",
         ]
         for row in micro.get("compare", []):
-            lines.append(
-                f"| {row['size']} | {row['case']} | {row['ms_per_compare']:.3f} | {row['differences']} |"
-            )
+            found, expected = row["differences"], row.get("expected")
+            differences = str(found)
+            if expected is not None and found != expected:  # the comparator is wrong here: say so
+                differences = f"**{found} (expected {expected})**"
+            lines.append(f"| {row['size']} | {row['case']} | {row['ms_per_compare']:.3f} | {differences} |")
         lines.append("")
 
     if soak:
@@ -330,3 +342,22 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"- {name}: {value}")
     lines.append("")
     return "\n".join(lines)
+
+
+def main() -> int:
+    """`python -m bench.report [results.json]`: RESULTS.md again from a results file (ratios
+    recomputed from its measurements), e.g. after a change to this rendering."""
+    import json
+    import sys
+    from pathlib import Path
+
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results.json"
+    results = json.loads(path.read_text())
+    results["ratios"] = ratios(results.get("measurements", {}))
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (path.parent / "RESULTS.md").write_text(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,7 +21,7 @@ from typing import Any
 from bench import report
 from bench.configs import POST_BODY_BYTES, Settings, prepare, uvicorn_flags
 from bench.measure import log, measure
-from bench.meta import gateway_settings, git_state, loadavg, machine, notes, versions
+from bench.meta import code_fingerprint, gateway_settings, git_state, loadavg, machine, notes, versions
 from bench.servers import ROOT, signals_raise
 
 
@@ -34,6 +34,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     started = datetime.now(UTC)
     load_before = loadavg()
+    git_before, code_before = git_state(), code_fingerprint()
     log(f"bench: workdir {workdir}, load average {load_before}, settings {settings}")
     results: dict[str, Any] = {}
     try:
@@ -75,11 +76,20 @@ def main() -> int:
     results["meta"]["run"] = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "duration": f"{(finished - started).total_seconds() / 60:.1f} min",
-        "git": git_state(),
+        "git": git_before,
+        "code fingerprint (gateway, features, legacy_flask, bench)": code_before,
         "load average (1, 5, 15 min) before": load_before,
         "load average after": load_after,
     }
     results["meta"]["notes"] = notes(results, load_before)
+    code_after = code_fingerprint()
+    if code_after != code_before:
+        results["meta"]["notes"].insert(
+            0,
+            f"the code changed on disk during this run ({code_before} -> {code_after}; git {git_before} -> "
+            f"{git_state()}): servers started before the change ran the old code, later ones (the soak) "
+            "may have run the new one. Rerun on a quiet tree for figures of one version.",
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (out_dir / "RESULTS.md").write_text(report.render(results))
