@@ -143,8 +143,11 @@ class _Walk:
         if not differing:
             return
         if len(a) == len(b) and _permuted(a, b, differing):
-            # the equal positions match already, so the lists are permutations of each other
-            self.add(path, DiffKind.ORDERING, a, b)
+            # the equal positions match already, so the lists are permutations of each other;
+            # unless every "differing" position is equal too, and only `same` could not
+            # tell (objects whose keys come in another order)
+            if any(_canonical(a[i]) != _canonical(b[i]) for i in differing):
+                self.add(path, DiffKind.ORDERING, a, b)
             return
         for i in differing:
             self.diff(a[i], b[i], item)

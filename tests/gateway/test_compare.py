@@ -585,3 +585,17 @@ def test_a_one_megabyte_pair_compares() -> None:
         ("body.items[].active", DiffKind.TYPE),
         ("body.items[].price", DiffKind.VALUE),
     ]
+
+
+def test_objects_with_booleans_and_keys_in_another_order_are_equal_in_a_list() -> None:
+    """Regression (found by bench/micro.py): Flask sorts keys, pydantic keeps field order;
+    with a boolean inside, the fast equality check cannot tell and the list was reported as
+    'ordering' though every element matched."""
+    flask_style = [{"active": True, "id": 1, "name": "a"}, {"active": False, "id": 2, "name": "b"}]
+    pydantic_style = [{"id": 1, "name": "a", "active": True}, {"id": 2, "name": "b", "active": False}]
+    assert diff({"items": flask_style}, {"items": pydantic_style}) == ()
+    # a real reordering of such objects is still one
+    assert kinds({"items": flask_style}, {"items": pydantic_style[::-1]}) == [("body.items", DiffKind.ORDERING)]
+    # and a real difference inside one is still found
+    changed = [{"id": 1, "name": "a", "active": False}, {"id": 2, "name": "b", "active": False}]
+    assert kinds({"items": flask_style}, {"items": changed}) == [("body.items[].active", DiffKind.VALUE)]
