@@ -8,13 +8,13 @@ the order werkzeug ranks rules in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from gateway.map_loader import LoadedMap
 from gateway.map_schema import Owner, ShadowRules, merge_shadow
-from gateway.paths import Kind, PathTemplate, Segment
+from gateway.paths import CONVERTERS, Kind, PathTemplate, Segment
 from gateway.rollout_schema import CanarySettings, FallbackSettings, GuardSettings
 
 UNMAPPED_ID = "unmapped"
@@ -56,6 +56,17 @@ class _Node:
     # `path` converters: the regex covers the rest of the URL
     tails: list[tuple[Segment, dict[str, Route]]] = field(default_factory=list)
     here: dict[str, Route] | None = None
+    # `dynamic` as (test of one segment, child), the cheapest test that agrees with the regex
+    matchers: list[tuple[Callable[[str], object], _Node]] = field(default_factory=list)
+
+
+def _matcher(seg: Segment) -> Callable[[str], object]:
+    assert seg.regex is not None
+    if seg.kind is Kind.STRING:  # [^/]+ on a segment, which never holds a '/': any non-empty one
+        return bool
+    if seg.regex.pattern == CONVERTERS["int"]:  # \d+ is exactly a run of Unicode decimal digits
+        return str.isdecimal
+    return seg.regex.fullmatch
 
 
 class RoutingTable:
@@ -97,6 +108,7 @@ class RoutingTable:
 
     def _freeze(self, node: _Node) -> None:
         node.dynamic.sort(key=lambda item: item[0].kind)
+        node.matchers = [(_matcher(seg), child) for seg, child in node.dynamic]
         if node.here is not None:
             node.here = dict(_method_table(node.here))
         node.tails = [(seg, dict(_method_table(slot))) for seg, slot in node.tails]
@@ -112,7 +124,32 @@ class RoutingTable:
             if route is not None:
                 return route
         parts = path[1:].split("/") if path.startswith("/") else [path]
-        return self._walk(self._root, parts, 0, method) or self.default
+        return self._descend(parts, method) or self._walk(self._root, parts, 0, method) or self.default
+
+    def _descend(self, parts: list[str], method: str) -> Route | None:
+        """The first choice at every segment, in a loop: the route the full walk would find
+        first whenever this path succeeds (static before typed, as the walk tries them);
+        None sends the request to the full walk, which can back out of a dead end."""
+        node = self._root
+        for i, part in enumerate(parts):
+            child = node.static.get(part)
+            if child is None:
+                for matches, candidate in node.matchers:
+                    if matches(part):
+                        child = candidate
+                        break
+                else:
+                    if node.tails:
+                        rest = "/".join(parts[i:])
+                        for seg, slot in node.tails:
+                            if seg.regex is not None and seg.regex.fullmatch(rest):
+                                return slot.get(method) or slot.get(ALL)
+                    return None
+            node = child
+        here = node.here
+        if here is None:
+            return None
+        return here.get(method) or here.get(ALL)
 
     def _walk(self, node: _Node, parts: list[str], i: int, method: str) -> Route | None:
         if i == len(parts):
@@ -123,8 +160,8 @@ class RoutingTable:
             found = self._walk(child, parts, i + 1, method)
             if found is not None:
                 return found
-        for seg, child in node.dynamic:
-            if seg.regex is not None and seg.regex.fullmatch(part):
+        for matches, child in node.matchers:
+            if matches(part):
                 found = self._walk(child, parts, i + 1, method)
                 if found is not None:
                     return found

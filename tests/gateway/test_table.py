@@ -1,7 +1,10 @@
+import re
+
 import pytest
 
 from gateway.map_loader import parse_map
 from gateway.map_schema import Owner
+from gateway.paths import parse_template
 from gateway.table import UNMAPPED_ID, build_table
 
 MAP = """\
@@ -88,3 +91,17 @@ def test_routes_carry_their_rollout_sections() -> None:
     c, f = t.lookup("GET", "/c"), t.lookup("GET", "/f")
     assert c.canary is not None and c.canary.percent == 5 and c.guard is not None and c.guard.min_samples == 3
     assert f.fallback is not None and f.fallback.timeout_ms == 100
+
+
+@pytest.mark.parametrize("segment", ["0", "42", "007", "١٢٣", "²", "4a", "-1", "1.5", "", " 1", "½", "٣٤"])
+def test_the_fast_segment_tests_agree_with_the_converters_regexes(segment: str) -> None:
+    """lookup() tests int segments with str.isdecimal and string ones with bool, not regexes:
+    they must accept exactly what the converters' patterns accept."""
+    from gateway.paths import CONVERTERS
+    from gateway.table import _matcher
+
+    for source, conv in (("/x/<int:n>", "int"), ("/x/<name>", "string")):
+        template = parse_template(source)
+        matches = _matcher(template.segments[1])
+        expected = re.fullmatch(CONVERTERS[conv], segment) is not None and "/" not in segment
+        assert bool(matches(segment)) is expected, (conv, segment)
