@@ -1,8 +1,9 @@
 """The access log: one JSON line per answered request, on the `gateway.access` logger.
 
 A line carries what the dispatcher's `Exchange` carries (time, request id, method, path,
-route id, side, status, latency) and nothing from the request's headers, query string or
-body: tokens, cookies and passwords cannot leak into it because they never reach it.
+route id, side, status, latency; `"incomplete": true` when the side broke off mid-answer)
+and nothing from the request's headers, query string or body: tokens, cookies and
+passwords cannot leak into it because they never reach it.
 
 A shadowed request is compared after its answer has gone out, off the response path. Its
 line waits, keyed by request id, until the shadow runner reports the outcome (`match`,
@@ -97,6 +98,8 @@ class AccessLog:
             f'"route":"{exchange.route.id}","backend":"{SIDE_NAMES[exchange.side]}",'
             f'"status":{exchange.status},"latency_ms":{exchange.latency_ms:.1f}'
         )
+        if not exchange.complete:  # the side broke off after its status went out
+            line += ',"incomplete":true'
         if exchange.shadowed:
             request_id = exchange.request_id
             deadline = self._clock() + exchange.route.shadow.timeout_ms / 1000 + self.margin_s

@@ -113,12 +113,13 @@ class Gateway:
         )
 
     def _count_answer(self, exchange: Exchange) -> None:
-        self.metrics.answered(
-            exchange.route.id, SIDE_NAMES[exchange.side], "primary", exchange.status, exchange.latency_ms
-        )
+        status = exchange.status if exchange.complete else None  # cut off: an error, whatever it began as
+        side = SIDE_NAMES[exchange.side]
+        self.metrics.answered(exchange.route.id, side, "primary", status, exchange.latency_ms)
 
     def _guard_observer(self, exchange: Exchange) -> None:
-        self.rollout.observe(exchange.route, exchange.side, exchange.status, exchange.latency_ms)
+        status = exchange.status if exchange.complete else None
+        self.rollout.observe(exchange.route, exchange.side, status, exchange.latency_ms)
 
     async def startup(self, state: dict[str, Any] | None = None) -> None:
         await self.recorder.start()

@@ -120,13 +120,17 @@ class Dispatcher:
         tagged = self._tagger(gated, route, side, request_id, head, scope)
         if limited is not None:
             tagged.limited = limited
+        fallback = route.fallback
+        falls_back = side is Owner.NEW and fallback is not None and legacy_scope["method"] in fallback.methods
         shadow = self.shadow
         if shadow is not None and shadow.wanted(route, scope["method"]):
             tagged.shadowed = True  # its access-log line waits for the comparison's outcome
-            await self._observed(shadow.handle(scope, receive, tagged, route, app, side), route, side, tagged)
+            owner = self._falling_back(app, legacy_scope, route, gated, request_id) if falls_back else app
+            shadowed = shadow.handle(scope, receive, tagged, route, owner, side)
+            await self._observed(shadowed, route, side, tagged)
             return
-        fallback = route.fallback
-        if side is Owner.NEW and fallback is not None and legacy_scope["method"] in fallback.methods:
+        if falls_back:
+            assert fallback is not None
             reason = await self._observed(
                 serve_with_fallback(
                     native=app,
@@ -149,7 +153,8 @@ class Dispatcher:
 
     async def _observed(self, call: Awaitable[T], route: Route, side: Owner, tagged: _Tagged) -> T | None:
         """Await a backend call. An exception before any response becomes the gateway's own
-        JSON 500, with the request id and the side, and counts as that side's error."""
+        JSON 500, with the request id and the side, and counts as that side's error; one after
+        the response started cuts the answer off, and counts as that side's error too."""
         metrics, backend = self.metrics, SIDE_NAMES[side]
         metrics.request_started(backend)
         try:
@@ -159,6 +164,7 @@ class Dispatcher:
                 await self._too_large(tagged)
                 return None
             if tagged.status:
+                tagged.broke()  # counted as the side's error, whatever status had gone out
                 raise  # the answer had started: nothing better can be sent now
             log.exception("%s side raised on route %s", side.value, route.id)
             await send_error(
@@ -199,6 +205,33 @@ class Dispatcher:
         if limited.exceeded:
             message = f"the request body is larger than {self.max_body_bytes} bytes (GATEWAY_MAX_BODY_BYTES)"
             await send_error(send, 413, "body_too_large", message, request_id)
+
+    def _falling_back(
+        self, native: ASGIApp, legacy_scope: Scope, route: Route, send: Send, request_id: str
+    ) -> ASGIApp:
+        """The new side as the owner of a shadowed request, with the route's fallback: a failure
+        is answered by legacy as it would be unshadowed, and the comparison skipped for lack of
+        a new answer (the shadow runner sees no answer go through its capture)."""
+        settings = route.fallback
+        assert settings is not None
+        send_legacy = self._tagger(send, route, Owner.LEGACY, request_id, False, legacy_scope)
+        send_legacy.shadowed = True  # its access-log line waits for the skip, like the new side's would
+
+        async def owner(scope: Scope, receive: Receive, send_new: Send) -> None:
+            reason = await serve_with_fallback(
+                native=native,
+                native_scope=scope,
+                legacy=self._apps[Owner.LEGACY],
+                legacy_scope=legacy_scope,
+                receive=receive,
+                send_new=send_new,
+                send_legacy=send_legacy,
+                settings=settings,
+            )
+            if reason is not None:
+                self._fell_back(route, reason)
+
+        return owner
 
     def _fell_back(self, route: Route, reason: str) -> None:
         self.metrics.fallbacks.labels(route.id, reason).inc()
@@ -281,12 +314,16 @@ class Exchange:
     latency_ms: float
     request_id: str
     shadowed: bool = False  # a copy went to the other side; its outcome is reported later
+    # False: the side raised after its status went out, so the client got a cut-off answer;
+    # observers count it as that side's error, whatever the status said
+    complete: bool = True
 
 
 class _Tagged:
     """The client's `send`: adds the request id and served-by headers; tells the observers."""
 
     __slots__ = (
+        "done",
         "extra",
         "head",
         "limited",
@@ -318,6 +355,7 @@ class _Tagged:
         self.head, self.route, self.side, self.scope, self.observers = head, route, side, scope, observers
         self.started = time.perf_counter()
         self.status = 0
+        self.done = False
         self.shadowed = False
         self.limited: LimitedBody | None = None  # a chunked body counted against the limit
 
@@ -330,17 +368,30 @@ class _Tagged:
         elif message["type"] == "http.response.body":
             if self.head:
                 message = {**message, "body": b""}
-            if not message.get("more_body") and self.observers:
-                exchange = Exchange(
-                    self.route,
-                    self.side,
-                    self.scope["method"],
-                    self.scope["path"],
-                    self.status,
-                    (time.perf_counter() - self.started) * 1000,
-                    self.request_id,
-                    self.shadowed,
-                )
-                for observer in self.observers:
-                    observer(exchange)
+            if not message.get("more_body"):
+                self.done = True
+                self._tell(complete=True)
         await self.send(message)
+
+    def broke(self) -> None:
+        """The side failed after its answer had started: the observers hear of it once."""
+        if self.status and not self.done:
+            self.done = True
+            self._tell(complete=False)
+
+    def _tell(self, *, complete: bool) -> None:
+        if not self.observers:
+            return
+        exchange = Exchange(
+            self.route,
+            self.side,
+            self.scope["method"],
+            self.scope["path"],
+            self.status,
+            (time.perf_counter() - self.started) * 1000,
+            self.request_id,
+            self.shadowed,
+            complete,
+        )
+        for observer in self.observers:
+            observer(exchange)

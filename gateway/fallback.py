@@ -3,7 +3,8 @@
 The new side's answer is held back only until its status is known: a 5xx (when configured)
 is swallowed, an exception before any response or no response within `timeout_ms` is
 caught, and legacy then answers the same request. Once a non-5xx response has started it
-goes to the client as usual. Only safe methods fall back: a write is never replayed.
+goes to the client as usual. Only safe methods fall back: a write is never replayed. A
+shadowed request falls back the same way; its comparison is then skipped (`owner_fell_back`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from gateway.shadow_io import read_body, replay
 log = logging.getLogger("gateway.fallback")
 
 MAX_FALLBACK_BODY = 1024 * 1024  # safe requests rarely carry a body; a bigger one cannot be replayed
+# set in the new side's scope when legacy answered instead (the shadow runner reads it)
+FELL_BACK_KEY = "gateway.fell_back"
 
 
 async def serve_with_fallback(
@@ -78,5 +81,6 @@ async def serve_with_fallback(
     else:
         await task  # a good answer is streaming to the client
         return None
+    native_scope[FELL_BACK_KEY] = reason
     await legacy(legacy_scope, replay(body, None), send_legacy)
     return reason

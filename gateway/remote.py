@@ -9,6 +9,7 @@ import httpx
 
 from gateway.asgi import REQUEST_ID_KEY, Receive, Scope, Send
 from gateway.errors import send_error
+from gateway.shadow_io import SHADOW_SCOPE_KEY
 
 log = logging.getLogger("gateway.remote")
 
@@ -58,24 +59,12 @@ class RemoteLegacy:
         request_id = scope.get(REQUEST_ID_KEY)
         try:
             response = await self._client.send(request, stream=True)
-        except httpx.TimeoutException:
-            await send_error(
-                send,
-                504,
-                "legacy_timeout",
-                f"the legacy server at {self.base_url} did not answer in time",
-                request_id,
-            )
-            return
         except httpx.TransportError as exc:
-            log.warning("legacy server %s unreachable: %s", self.base_url, exc)
-            await send_error(
-                send,
-                502,
-                "legacy_unreachable",
-                f"cannot reach the legacy server at {self.base_url}",
-                request_id,
-            )
+            if scope.get(SHADOW_SCOPE_KEY):
+                # a shadow copy: the candidate failed, which the shadow runner records as an
+                # error; a 502 of the gateway's own would be compared as if legacy had said it
+                raise
+            await self._unanswered(send, exc, request_id)
             return
         try:
             await send(
@@ -92,6 +81,16 @@ class RemoteLegacy:
             log.warning("legacy server %s broke off a response: %s", self.base_url, exc)
         finally:
             await response.aclose()
+
+    async def _unanswered(self, send: Send, exc: httpx.TransportError, request_id: str | None) -> None:
+        """The client's answer when the remote gave none: 504 on a timeout, 502 otherwise."""
+        if isinstance(exc, httpx.TimeoutException):
+            message = f"the legacy server at {self.base_url} did not answer in time"
+            await send_error(send, 504, "legacy_timeout", message, request_id)
+            return
+        log.warning("legacy server %s unreachable: %s", self.base_url, exc)
+        message = f"cannot reach the legacy server at {self.base_url}"
+        await send_error(send, 502, "legacy_unreachable", message, request_id)
 
     async def aclose(self) -> None:
         await self._client.aclose()

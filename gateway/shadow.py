@@ -26,6 +26,7 @@ from typing import Protocol
 from gateway.asgi import REQUEST_ID_KEY, ASGIApp, Message, Receive, Scope, Send
 from gateway.compare import compare, compile_rules
 from gateway.exchange import Capture, CapturedRequest, Difference, Side
+from gateway.fallback import FELL_BACK_KEY
 from gateway.map_schema import SAFE_METHODS, Owner
 from gateway.metrics import GatewayMetrics
 from gateway.shadow_io import (
@@ -161,7 +162,8 @@ class ShadowRunner:
         await owner_app(scope, replay(body, receive), owner_send)
         owner_ms = (time.perf_counter() - started) * 1000
         if not capture.complete:
-            self._skip(scope, route.id, "owner_incomplete")
+            # a new side that failed and fell back to legacy gave no answer to compare
+            self._skip(scope, route.id, "owner_fell_back" if scope.get(FELL_BACK_KEY) else "owner_incomplete")
             return
         job = _Job(route, Side(owner.value), scope, request, capture.result(), owner_ms, candidate)
         assert self._queue is not None, "the shadow runner is started with the gateway"
