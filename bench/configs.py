@@ -152,12 +152,28 @@ def uvicorn_flags() -> tuple[list[str], str]:
     ], f"--loop {loop} --http {http} --no-access-log --log-level warning"
 
 
-def base_env(workdir: Path) -> dict[str, str]:
+SNAPSHOT_PACKAGES = ("gateway", "features", "legacy_flask", "bench")
+
+
+def snapshot(workdir: Path) -> Path:
+    """A copy of the code the servers run, taken once: others may edit the tree during a run,
+    and every server of the run (the soak's too) must run one version of it."""
+    src = workdir / "src"
+    for package in SNAPSHOT_PACKAGES:
+        shutil.copytree(
+            ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__", "profiles")
+        )
+    return src
+
+
+def base_env(workdir: Path, src: Path) -> dict[str, str]:
     # the caller's GATEWAY_* settings would change what is measured: only ours (and
     # BENCH_GATEWAY_ENV's, "NAME=value NAME=value") reach the gateways
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(
-        PYTHONPATH=str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+        # ahead of the editable install's finder: the snapshot's packages are the ones imported
+        PYTHONPATH=str(src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+        BENCH_SRC=str(src),
         DATABASE_URL=f"sqlite:///{workdir}/demo.db",
         SECRET_KEY="bench-secret",
         UPLOAD_DIR=str(workdir / "uploads"),
@@ -180,13 +196,16 @@ def gateway_env(env: dict[str, str], workdir: Path, name: str, **extra: str) -> 
     return out
 
 
-def prepare(workdir: Path) -> dict[str, str]:
-    env = base_env(workdir)
+def prepare(workdir: Path, src: Path | None = None) -> dict[str, str]:
+    """The run's environment: a snapshot of the code (or `src`, one taken before), the map,
+    a seeded demo database and the POST body, all in `workdir`."""
+    src = src or snapshot(workdir)
+    env = base_env(workdir, src)
     (workdir / "map").mkdir()
     shutil.copy(BENCH_DIR / "bench_map.yaml", workdir / "map" / "bench_map.yaml")
     subprocess.run(
         [sys.executable, "-m", "gateway.cli", "seed", "--database-url", env["DATABASE_URL"]],
-        cwd=ROOT,
+        cwd=src,
         env=env,
         check=True,
         capture_output=True,

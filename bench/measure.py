@@ -160,7 +160,7 @@ def measure(settings: Settings, workdir: Path, env: dict[str, str]) -> dict[str,
     wanted = {m.server for m in measurements} | {name for m in measurements for name in m.also}
     body = (workdir / "post.json").read_bytes()
     results: dict[str, dict[str, Any]] = {}
-    with Servers(workdir, cpu=settings.server_cpu) as servers_ctl:
+    with Servers(workdir, cpu=settings.server_cpu, cwd=Path(env["BENCH_SRC"])) as servers_ctl:
         servers = start_servers(servers_ctl, env, workdir, wanted)
         for m in measurements:
             size = preflight(m, servers[m.server], body)

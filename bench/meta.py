@@ -70,13 +70,13 @@ def git_state() -> str:
     return commit + (f" + uncommitted changes in {len(dirty)} gateway/ file(s)" if dirty else "")
 
 
-def code_fingerprint() -> str:
+def code_fingerprint(root: Path = ROOT) -> str:
     """A hash of the code the servers load (gateway/, the demo apps, bench/): a tree others edit
     while a run goes on would otherwise be measured under the wrong commit's name."""
     digest = hashlib.sha256()
     for package in ("gateway", "features", "legacy_flask", "bench"):
-        for path in sorted((ROOT / package).rglob("*.py")):
-            digest.update(str(path.relative_to(ROOT)).encode())
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
             with contextlib.suppress(OSError):
                 digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

@@ -159,7 +159,7 @@ def record(pid: int, seconds: int, out: Path, fmt: str, native: bool) -> None:
 def profile(target: str, seconds: int, connections: int, native: bool, workdir: Path) -> dict[str, Any]:
     server_name, path = TARGETS[target]
     env = prepare(workdir)
-    with Servers(workdir) as servers:
+    with Servers(workdir, cwd=Path(env["BENCH_SRC"])) as servers:
         server = start_servers(servers, env, workdir, {server_name})[server_name]
         pid = server.serving_pid()
         url = server.url + path

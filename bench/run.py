@@ -22,7 +22,7 @@ from bench import report
 from bench.configs import POST_BODY_BYTES, Settings, prepare, uvicorn_flags
 from bench.measure import log, measure
 from bench.meta import code_fingerprint, gateway_settings, git_state, loadavg, machine, notes, versions
-from bench.servers import ROOT, signals_raise
+from bench.servers import signals_raise
 
 
 def main() -> int:
@@ -61,11 +61,13 @@ def main() -> int:
             results["measurements"] = measure(settings, workdir, env)
             results["ratios"] = report.ratios(results["measurements"])
             if settings.micro:
-                results["micro"] = run_micro(settings)
+                results["micro"] = run_micro(settings, env)
             if settings.soak:
                 from bench import soak
 
-                results["soak"] = soak.run(soak.SoakSettings.from_env(), workdir / "soak")
+                results["soak"] = soak.run(
+                    soak.SoakSettings.from_env(), workdir / "soak", Path(env["BENCH_SRC"])
+                )
     except KeyboardInterrupt:
         log("bench: interrupted; every server it started is stopped")
         return 130
@@ -77,18 +79,17 @@ def main() -> int:
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "duration": f"{(finished - started).total_seconds() / 60:.1f} min",
         "git": git_before,
-        "code fingerprint (gateway, features, legacy_flask, bench)": code_before,
+        "code the servers ran": f"a snapshot of gateway, features, legacy_flask and bench taken at the start "
+        f"(fingerprint {code_before})",
         "load average (1, 5, 15 min) before": load_before,
         "load average after": load_after,
     }
     results["meta"]["notes"] = notes(results, load_before)
     code_after = code_fingerprint()
     if code_after != code_before:
-        results["meta"]["notes"].insert(
-            0,
-            f"the code changed on disk during this run ({code_before} -> {code_after}; git {git_before} -> "
-            f"{git_state()}): servers started before the change ran the old code, later ones (the soak) "
-            "may have run the new one. Rerun on a quiet tree for figures of one version.",
+        results["meta"]["notes"].append(
+            f"the tree changed during this run (git {git_before} -> {git_state()}); every server ran the "
+            f"snapshot taken at the start (fingerprint {code_before}), the figures are of that version."
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -100,12 +101,12 @@ def main() -> int:
     return 0
 
 
-def run_micro(settings: Settings) -> dict[str, Any]:
+def run_micro(settings: Settings, env: dict[str, str]) -> dict[str, Any]:
     log("micro-benchmarks (bench/micro.py)")
     cmd = ["taskset", "-c", settings.server_cpu, sys.executable, "-m", "bench.micro", "--json"]
     if settings.quick:
         cmd.append("--quick")
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, cwd=env["BENCH_SRC"], env=env, capture_output=True, text=True, check=True)
     sys.stderr.write(done.stderr)
     return dict(json.loads(done.stdout))
 

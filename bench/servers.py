@@ -127,9 +127,10 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, dict[str, str], bytes]:
 class Servers:
     """Starts servers and stops every one of them on exit, whatever ends the block."""
 
-    def __init__(self, workdir: Path, *, cpu: str | None = "0") -> None:
+    def __init__(self, workdir: Path, *, cpu: str | None = "0", cwd: Path = ROOT) -> None:
         self.workdir = workdir
         self.cpu = cpu
+        self.cwd = cwd  # where the servers start: the code snapshot they import
         self.started: list[Server] = []
 
     def __enter__(self) -> Servers:
@@ -153,7 +154,7 @@ class Servers:
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 command,
-                cwd=ROOT,
+                cwd=self.cwd,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -61,13 +61,14 @@ def counters(url: str) -> dict[str, float]:
     }
 
 
-def run(settings: SoakSettings, workdir: Path) -> dict[str, Any]:
+def run(settings: SoakSettings, workdir: Path, src: Path | None = None) -> dict[str, Any]:
+    """`src`: the code snapshot of the run this soak is part of (else a fresh one)."""
     from bench.configs import prepare, start_servers  # the same set-up as the macro run
 
     workdir.mkdir(parents=True, exist_ok=True)
-    env = prepare(workdir)
+    env = prepare(workdir, src)
     log = _log
-    with Servers(workdir, cpu=settings.server_cpu) as servers:
+    with Servers(workdir, cpu=settings.server_cpu, cwd=Path(env["BENCH_SRC"])) as servers:
         gateway = start_servers(servers, env, workdir, {"gateway"})["gateway"]
         pid = gateway.serving_pid()
         log(
