@@ -1,14 +1,15 @@
-"""The legacy side as a remote server: requests proxied over one pooled httpx client."""
+"""The legacy side as a remote server: requests proxied over a pool of kept-alive
+connections (gateway.http1)."""
 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator
-
-import httpx
 
 from gateway.asgi import REQUEST_ID_KEY, Receive, Scope, Send
 from gateway.errors import send_error
+from gateway.http1 import Pool, UpstreamError, parse_base_url
 from gateway.shadow_io import SHADOW_SCOPE_KEY
 
 log = logging.getLogger("gateway.remote")
@@ -32,11 +33,9 @@ HOP_BY_HOP = frozenset(
 class RemoteLegacy:
     def __init__(self, base_url: str, *, timeout: float = 30.0, max_connections: int = 100) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            follow_redirects=False,
-        )
+        host, port, self._prefix, tls = parse_base_url(self.base_url)
+        context = ssl.create_default_context() if tls else None
+        self._pool = Pool(host, port, timeout=timeout, max_connections=max_connections, tls=context)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,22 +43,22 @@ class RemoteLegacy:
                 await send({"type": "websocket.close", "code": 1000})
             return
         raw_path = scope.get("raw_path") or scope["path"].encode()
-        url = self.base_url + raw_path.decode("latin-1")
+        target = self._prefix + raw_path.decode("latin-1")
         if scope.get("query_string"):
-            url += "?" + scope["query_string"].decode("latin-1")
+            target += "?" + scope["query_string"].decode("latin-1")
         headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
         client_addr = scope.get("client")
         if client_addr:
             headers.append((b"x-forwarded-for", client_addr[0].encode()))
         headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
         has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])
-        request = self._client.build_request(
-            scope["method"], url, headers=headers, content=_body(receive) if has_body else None
-        )
+        # the body is read whole (the dispatcher bounds it by GATEWAY_MAX_BODY_BYTES): sent
+        # with its length, and sent again if a kept-alive connection turns out to be closed
+        body = b"".join([chunk async for chunk in _body(receive)]) if has_body else b""
         request_id = scope.get(REQUEST_ID_KEY)
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TransportError as exc:
+            response = await self._pool.request(scope["method"], target, headers, body)
+        except UpstreamError as exc:
             if scope.get(SHADOW_SCOPE_KEY):
                 # a shadow copy: the candidate failed, which the shadow runner records as an
                 # error; a 502 of the gateway's own would be compared as if legacy had said it
@@ -70,21 +69,21 @@ class RemoteLegacy:
             await send(
                 {
                     "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": [(k, v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP],
+                    "status": response.status,
+                    "headers": [(k, v) for k, v in response.headers if k not in HOP_BY_HOP],
                 }
             )
-            async for chunk in response.aiter_raw():
+            async for chunk in response.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
-        except httpx.TransportError as exc:
+        except UpstreamError as exc:
             log.warning("legacy server %s broke off a response: %s", self.base_url, exc)
         finally:
-            await response.aclose()
+            response.release()
 
-    async def _unanswered(self, send: Send, exc: httpx.TransportError, request_id: str | None) -> None:
+    async def _unanswered(self, send: Send, exc: UpstreamError, request_id: str | None) -> None:
         """The client's answer when the remote gave none: 504 on a timeout, 502 otherwise."""
-        if isinstance(exc, httpx.TimeoutException):
+        if exc.timeout:
             message = f"the legacy server at {self.base_url} did not answer in time"
             await send_error(send, 504, "legacy_timeout", message, request_id)
             return
@@ -93,7 +92,7 @@ class RemoteLegacy:
         await send_error(send, 502, "legacy_unreachable", message, request_id)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._pool.aclose()
 
 
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
