@@ -23,6 +23,7 @@ from gateway.map_loader import LoadedMap
 from gateway.map_schema import RouteEntry
 from gateway.metrics import GatewayMetrics
 from gateway.parity.recorder import ParityRecorder
+from gateway.parity.store import StoreError
 from gateway.parity.views import overview, route_detail
 from gateway.reloader import MapHolder
 from gateway.rollout.state import RolloutStore, RuntimeState
@@ -104,7 +105,7 @@ def rollout_api(store: RolloutStore, holder: MapHolder, caller: Any) -> APIRoute
     def use(call: Callable[[], T]) -> T:
         try:
             return call()
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, StoreError) as exc:  # StoreError: its SQLite file deleted
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             message = f"the rollout store cannot be used: {reason}"
             raise AdminError(503, "store_unavailable", message) from None

@@ -40,7 +40,7 @@ class Gateway:
         on_change = self.rollout_store.record_map_change  # one audit entry per map change, fleet-wide
         self.holder = MapHolder(settings.map_path, self.metrics, on_change=on_change)
         self.holder.load_initial()
-        self.recorder = ParityRecorder.from_settings(settings)  # shadow results, written in batches
+        self.recorder = ParityRecorder.from_settings(settings, self.metrics)  # shadow results, in batches
         self.legacy: LegacyBridge | RemoteLegacy
         # shadow calls to legacy get their own threads, so they never take one from a client
         self.legacy_shadow: LegacyBridge | RemoteLegacy
@@ -63,6 +63,8 @@ class Gateway:
             if isinstance(bridge, LegacyBridge):  # set as they change: a scrape may read another worker
                 self.metrics.legacy_threads.labels(pool).set(bridge.threads)
                 bridge.on_busy = self.metrics.legacy_busy.labels(pool).inc
+        if isinstance(self.legacy, LegacyBridge):  # only clients get the 503 the metric counts
+            self.legacy.on_rejected = self.metrics.legacy_rejected.inc
         self.native: ASGIApp = load_app(settings.native_app)
         # results go to the parity store; tests may hand in another sink
         self.shadow = ShadowRunner(

@@ -25,11 +25,16 @@ from a2wsgi import wsgi as a2wsgi_wsgi
 
 from gateway.asgi import REQUEST_ID_KEY, Message, Receive, Scope, Send
 from gateway.errors import send_error
+from gateway.shadow_io import SHADOW_SCOPE_KEY
 from gateway.wsgi_fast import ClientGone, FastResponder, takes_fast_path
 
 log = logging.getLogger("gateway.legacy")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class LegacyUnavailable(Exception):
+    """No thread became free in time for a shadow copy (a client gets a 503 instead)."""
 
 
 class ClientDisconnected(Exception):
@@ -160,6 +165,7 @@ class LegacyBridge:
         self.busy = 0  # requests holding a thread right now
         self.on_busy: Callable[[int], None] | None = None  # told +1 / -1 as threads are taken
         self.rejected = 0  # requests answered 503 because no thread became free
+        self.on_rejected: Callable[[], None] | None = None  # told of each (the metric)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -178,14 +184,18 @@ class LegacyBridge:
                 await self._slots.acquire()
         except TimeoutError:
             self.rejected += 1
-            await send_error(
-                send,
-                503,
-                "legacy_unavailable",
+            if self.on_rejected is not None:
+                self.on_rejected()
+            message = (
                 f"all {self.threads} legacy worker threads are busy and none became free "
-                f"within {self.acquire_timeout:g} s; retry shortly",
-                scope.get(REQUEST_ID_KEY),
-                [(b"retry-after", b"1")],
+                f"within {self.acquire_timeout:g} s; retry shortly"
+            )
+            if scope.get(SHADOW_SCOPE_KEY):
+                # a shadow copy: the shadow runner records this as the candidate's error; a 503
+                # of the gateway's own would be compared as if the legacy app had answered it
+                raise LegacyUnavailable(message) from None
+            await send_error(
+                send, 503, "legacy_unavailable", message, scope.get(REQUEST_ID_KEY), [(b"retry-after", b"1")]
             )
             return
         self.busy += 1

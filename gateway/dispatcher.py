@@ -9,6 +9,7 @@ through FastAPI's router.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -36,6 +37,7 @@ ROUTE_KEY = "gateway.route"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 OVERRIDE_HEADER = b"x-gateway-backend"
 OVERRIDE_TOKEN_HEADER = b"x-gateway-token"
+SHUTTING_DOWN = "the gateway is shutting down and this request did not finish in time; retry it"
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,15 @@ class Dispatcher:
             await send_error(
                 tagged, 500, "backend_error", f"the {side.value} side failed to answer", tagged.request_id
             )
+            return None
+        except asyncio.CancelledError:
+            # the server gave up on the request (uvicorn: its graceful shutdown ran out of time);
+            # rather than the server's plain-text 500, an answer a client knows to retry
+            if tagged.status:
+                raise
+            log.warning("%s request on route %s cut off by the server's shutdown", side.value, route.id)
+            retry = [(b"retry-after", b"1")]
+            await send_error(tagged, 503, "shutting_down", SHUTTING_DOWN, tagged.request_id, retry)
             return None
         finally:
             metrics.request_ended(backend)

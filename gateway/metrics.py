@@ -57,6 +57,13 @@ class GatewayMetrics:
             "Legacy requests answered 503 because no worker thread became free",
             registry=self.registry,
         )
+        self.parity_dropped = Counter(
+            "gateway_parity_dropped",
+            "Shadow results the parity store never got (sample, comparison): more waited in memory "
+            "than its bound allows, usually while the store could not be written",
+            ["what"],
+            registry=self.registry,
+        )
         self.shadow_results = Counter(
             "gateway_shadow_comparisons",
             "Shadow comparisons by result (match: identical, diff: differs, error: candidate failed)",

@@ -164,10 +164,13 @@ class FastResponder:
         try:
             while not self.disconnected.is_set():
                 try:
-                    chunk = await loop.run_in_executor(self.executor, self.context.run, _pull, rest)
+                    pulled = loop.run_in_executor(self.executor, self.context.run, _pull, rest)
                 except RuntimeError:  # the pool was shut down (a shutdown that ran out of time)
                     self.disconnected.set()
                     break
+                # awaited outside that `try`: the app's own RuntimeError mid-stream is its failure,
+                # to raise like any other, not a pool shut down (that would end the answer silently)
+                chunk = await pulled
                 if chunk is _END or self.disconnected.is_set():
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})

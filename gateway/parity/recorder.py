@@ -10,8 +10,9 @@ is ever handed to the database.
 When the store is unreachable, serving goes on: counters stay merged in memory and are
 written by the next flush that succeeds; samples past the memory bound are dropped and
 counted in `dropped`; comparisons that would grow the buffers past `max_pending_keys` are
-dropped whole (`dropped_comparisons`), so the store never sees half of one. One warning is
-logged per outage.
+dropped whole (`dropped_comparisons`), so the store never sees half of one. Both are counted
+in `gateway_parity_dropped_total{what}` too. One warning is logged per outage, one when it
+starts costing results, and one when the store is back, with what was lost.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from gateway.compare import signature
 from gateway.exchange import Capture, CapturedRequest, Difference, Side
+from gateway.metrics import GatewayMetrics
 from gateway.parity import latency
 from gateway.parity import schema as t
 from gateway.parity.redact import Redactor, capture_json, differences_json, request_json, secrets_of
@@ -72,8 +74,10 @@ class ParityRecorder:
         max_pending_samples: int = 100,
         max_pending_keys: int = 50_000,
         clock: Callable[[], float] = time.time,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.store = store  # replaceable: the next flush writes to whatever store is here
+        self.metrics = metrics
         self.samples_per_signature = samples_per_signature
         self.max_samples = max_samples
         self.retention_days = retention_days
@@ -90,19 +94,24 @@ class ParityRecorder:
         self._raw: list[_RawSample] = []
         self._sample_counts: dict[tuple[str, str], int] = {}  # in the store + pending
         self._outage = False
+        self._dropping = False  # said so in the log, once until the next good flush
+        self._dropped_before_outage = (0, 0)
         self._next_retention = 0.0
         self._flushing = asyncio.Lock()
         self._stopping: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_settings(cls, settings: GatewaySettings) -> ParityRecorder:
+    def from_settings(
+        cls, settings: GatewaySettings, metrics: GatewayMetrics | None = None
+    ) -> ParityRecorder:
         return cls(
             ParityStore(settings.store_url),
             samples_per_signature=settings.samples_per_signature,
             max_samples=settings.max_samples,
             retention_days=settings.sample_retention_days,
             flush_interval=settings.store_flush_interval,
+            metrics=metrics,
         )
 
     # --- recording: in memory only -----------------------------------------------------
@@ -129,7 +138,7 @@ class ParityRecorder:
                 [(route_id, sig)] if (route_id, sig) not in b.signatures else [],
                 [(route_id, p, k) for p, k in keys if (route_id, p, k) not in b.fields],
             ):
-                self.dropped_comparisons += 1
+                self._drop_comparison()
                 return
             counts = self._route(route_id, now)
             counts.compared += 1
@@ -153,7 +162,7 @@ class ParityRecorder:
         with self._lock:
             b = self._batch
             if not self._room([], [(route_id, p, k) for p, k in keys if (route_id, p, k) not in b.fields]):
-                self.dropped_comparisons += 1
+                self._drop_comparison()
                 return
             self._route(route_id, now).noise_runs += 1
             for path, kind in keys:
@@ -192,10 +201,35 @@ class ParityRecorder:
         if self._sample_counts.get(key, 0) >= self.samples_per_signature:
             return False
         if len(self._raw) + len(self._batch.samples) >= self.max_pending_samples:
-            self.dropped += 1
+            self._drop_samples(1)
             return False
         self._sample_counts[key] = self._sample_counts.get(key, 0) + 1
         return True
+
+    def _drop_comparison(self) -> None:
+        self.dropped_comparisons += 1
+        if self.metrics is not None:
+            self.metrics.parity_dropped.labels("comparison").inc()
+        self._say_dropping()
+
+    def _drop_samples(self, n: int) -> None:
+        self.dropped += n
+        if self.metrics is not None:
+            self.metrics.parity_dropped.labels("sample").inc(n)
+        self._say_dropping()
+
+    def _say_dropping(self) -> None:
+        if self._dropping:
+            return
+        self._dropping = True
+        where = _where(self.store)
+        bound = f"at most {self.max_pending_samples} samples and {self.max_pending_keys} counters"
+        why = f"while {where} cannot be written: {bound}" if self._outage else f"for {where}: {bound}"
+        log.warning(
+            "parity store: dropping results %s wait in memory; "
+            "every result dropped is counted in gateway_parity_dropped_total",
+            why,
+        )
 
     @property
     def pending_samples(self) -> int:
@@ -285,15 +319,25 @@ class ParityRecorder:
             self._next_retention = time.monotonic() + self.retention_interval
         if counts is not None:
             self._apply_counts(counts)
+        self._dropping = False
         if self._outage:
             self._outage = False
-            log.warning("parity store: reachable again (%s); buffered results written", _where(store))
+            samples, comparisons = self._dropped_before_outage
+            samples, comparisons = self.dropped - samples, self.dropped_comparisons - comparisons
+            lost = (
+                f"; {samples} samples and {comparisons} comparisons were dropped during the outage"
+                if samples or comparisons
+                else ""
+            )
+            log.warning("parity store: reachable again (%s); buffered results written%s", _where(store), lost)
         return True
 
     def _keep(self, batch: Batch, exc: Exception) -> None:
         self.failed_flushes += 1
         if not self._outage:
             self._outage = True
+            self._dropped_before_outage = (self.dropped, self.dropped_comparisons)
+            self._dropping = False  # the next drop is the outage's: say so
             log.warning(
                 "parity store: cannot write to %s (%s: %s); results are kept in memory and retried",
                 _where(self.store),
@@ -305,13 +349,14 @@ class ParityRecorder:
             self._batch = batch
             room = max(0, self.max_pending_samples - len(self._raw))
             for sample in batch.samples[room:]:
-                self.dropped += 1
                 self._forget_locked(sample["route_id"], sample["signature"])
+            if batch.samples[room:]:
+                self._drop_samples(len(batch.samples[room:]))
             del batch.samples[room:]
 
     def _forget(self, route_id: str, sig: str) -> None:
         with self._lock:
-            self.dropped += 1
+            self._drop_samples(1)
             self._forget_locked(route_id, sig)
 
     def _forget_locked(self, route_id: str, sig: str) -> None:

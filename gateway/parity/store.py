@@ -134,6 +134,20 @@ class ParityStore:
 
     def write(self, batch: Batch, *, per_signature: int, retention: Retention | None = None) -> None:
         """One transaction: add the counters, insert the samples, keep the caps."""
+        try:
+            self._write(batch, per_signature, retention)
+        except Exception:
+            self.reconnect()
+            raise
+
+    def reconnect(self) -> None:
+        """After a failure the database may have been replaced (a SQLite file deleted and made
+        anew, a server restored): the next use opens new connections and checks the schema
+        again, instead of failing for ever on connections to what is gone."""
+        self._created = False
+        self.engine.dispose()
+
+    def _write(self, batch: Batch, per_signature: int, retention: Retention | None) -> None:
         self.ensure_schema()
         counters = [
             (t.routes, [{"route_id": r, **_counts(c)} for r, c in batch.routes.items()], _ROUTE_COUNTS),
@@ -171,11 +185,15 @@ class ParityStore:
                 _prune(conn, retention)
 
     def sample_counts(self) -> dict[tuple[str, str], int]:
-        self.ensure_schema()
         s = t.samples.c
         query = sa.select(s.route_id, s.signature, sa.func.count()).group_by(s.route_id, s.signature)
-        with self.engine.connect() as conn:
-            return {(r, sig): int(n) for r, sig, n in conn.execute(query)}
+        try:
+            self.ensure_schema()
+            with self.engine.connect() as conn:
+                return {(r, sig): int(n) for r, sig, n in conn.execute(query)}
+        except Exception:
+            self.reconnect()
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()

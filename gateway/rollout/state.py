@@ -37,6 +37,7 @@ class RolloutStore:
         self._writer = self.engine.execution_options(**{t.IMMEDIATE: True})
         self._schema_lock = threading.Lock()
         self._created = False
+        self._seen = False  # the SQLite file existed once: its absence now is an outage
 
     @property
     def where(self) -> str:
@@ -59,12 +60,24 @@ class RolloutStore:
     # -- reads -------------------------------------------------------------------------------
 
     def states(self) -> dict[str, RouteState]:
-        """Every route with a run-time state; polled each second by every worker, so one query."""
+        """Every route with a run-time state; polled each second by every worker, so one query.
+
+        Raises when the store cannot be read, so that callers keep the states they know: a
+        SQLite file deleted under a running gateway is such a failure, not "no states" (that
+        would quietly undo every rollback). After a failure the next poll reconnects."""
         if not self.exists():  # reading creates nothing
+            if self._seen:
+                raise StoreError(f"the store {self.where} has gone: its file was deleted")
             return {}
-        self.ensure_schema()
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.state)).mappings().all()
+        self._seen = True
+        try:
+            self.ensure_schema()
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(t.state)).mappings().all()
+        except Exception:
+            self._created = False  # a database made anew lacks the tables: check them again
+            self.engine.dispose()
+            raise
         return {row["route_id"]: _route_state(row) for row in rows}
 
     def state(self, route_id: str) -> RouteState | None:

@@ -162,11 +162,16 @@ def test_full_legacy_pool_answers_503_while_native_keeps_answering(
         assert busy.status_code == 503 and busy.headers["x-served-by"] == "legacy"
         assert busy.json()["error"]["code"] == "legacy_unavailable"
         assert busy.json()["error"]["request_id"] == "busy-1"
-        assert "busy" in busy.json()["error"]["message"]
+        assert busy.json()["error"]["message"] == (
+            "all 2 legacy worker threads are busy and none became free within 0.5 s; retry shortly"
+        )
+        assert busy.headers["retry-after"] == "1"
         assert 0.4 <= waited < 2.5
         assert (native.status_code, native.headers["x-served-by"]) == (200, "new")
         assert native_took < 2
         assert server.health()["legacy"]["rejected"] == 1  # type: ignore[index]
+        with server.client() as c:
+            assert "gateway_legacy_rejected_total 1.0" in c.get("/metrics").text.splitlines()
     finally:
         for s in streams:
             s.__exit__(None, None, None)

@@ -3,7 +3,14 @@ a legacy (WSGI) app answering the same paths correctly, a TCP server that closes
 mid-response, and the demo's native app with its database out of reach.
 
 Every path is `/f/<fault>`. Both sides answer `ok` with the same bytes, so a comparison that
-differs is the fault's doing. The native faults:
+differs is the fault's doing. The legacy faults:
+
+    block         waits for LEGACY_GATE (in-process tests hold the pool's threads with it)
+    lslow         the right answer after FAULTY_LEGACY_SLOW_S seconds (1 by default)
+    crash         raises before answering
+    crash_midway  starts a 200 and raises after its first chunk
+
+The native faults:
 
     ok       the right answer
     raise    raises before answering
@@ -14,15 +21,19 @@ differs is the fault's doing. The native faults:
     huge     200 with a JSON body of HUGE_BYTES (over the shadow limit the tests set)
     break    starts a 200 and breaks off mid-body (what a dropped upstream looks like in ASGI)
     close    proxies to FAULTY_UPSTREAM_URL: a real server that closes the connection mid-response
+    random   the right answer plus a field of a random name: a new kind of difference each time
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,11 +48,25 @@ def good_body(fault: str) -> bytes:
     return json.dumps({"item": fault, "n": 1}).encode()
 
 
+LEGACY_GATE = threading.Event()
+
+
+def _midway(first: bytes) -> Iterator[bytes]:
+    yield first
+    raise RuntimeError("legacy raised on purpose, mid-answer")
+
+
 def legacy_app(environ: dict[str, Any], start_response: Any) -> Any:
-    path = environ["PATH_INFO"]
-    if path == "/crash":
+    fault = environ["PATH_INFO"].rsplit("/", 1)[-1]
+    if fault == "crash":
         raise RuntimeError("legacy raised on purpose")
-    fault = path.rsplit("/", 1)[-1]
+    if fault == "crash_midway":
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return _midway(b'{"item": "crash_midway", ')
+    if fault == "block":
+        LEGACY_GATE.wait(10)
+    if fault == "lslow":
+        time.sleep(float(os.environ.get("FAULTY_LEGACY_SLOW_S", "1")))
     body = good_body(fault)
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
@@ -90,6 +115,9 @@ async def native_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         raise ConnectionResetError("faulty native: upstream closed the connection mid-response")
     if fault == "close":
         await _proxy(os.environ["FAULTY_UPSTREAM_URL"] + scope["path"], send)
+        return
+    if fault == "random":
+        await _answer(send, 200, json.dumps({"item": fault, "n": 1, f"k{uuid.uuid4().hex[:12]}": 1}).encode())
         return
     await _answer(send, 200, good_body(fault))
 
@@ -156,6 +184,8 @@ class ClosingServer:
             conn.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the accept(); close() alone does not
         self._sock.close()
 
 
@@ -166,3 +196,63 @@ def closing_server(**kwargs: Any) -> Iterator[ClosingServer]:
         yield server
     finally:
         server.close()
+
+
+class TcpForwarder:
+    """A port that forwards to `target` while up and refuses connections while down: a
+    database server that goes away (its connections cut) and comes back on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def up(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept(); close() alone does not
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._open = self._open, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # closed: down
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
