@@ -25,6 +25,13 @@ from gateway.exchange import Capture, CapturedRequest, Difference
 
 REDACTED = "[redacted]"
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+# and any header whose name says it carries a credential: X-Auth-Token, X-Session-Secret, ...
+_CREDENTIAL_NAME = re.compile(r"(?i)auth|token|secret|passw|api[-_]?key|session")
+
+
+def sensitive_header(name: str) -> bool:
+    name = name.lower()
+    return name in SENSITIVE_HEADERS or _CREDENTIAL_NAME.search(name) is not None
 MAX_TEXT = 64 * 1024
 MAX_JSON = 256 * 1024
 MAX_INFLATED = 4 * 1024 * 1024  # a compressed body is read up to this size, never further
@@ -40,7 +47,7 @@ def secrets_of(request: CapturedRequest, *answers: Capture) -> set[str]:
     headers = [*request.headers, *(h for a in answers for h in a.headers)]
     for name, value in headers:
         name = name.lower()
-        if name not in SENSITIVE_HEADERS:
+        if not sensitive_header(name):
             continue
         found.add(value.strip())
         if name.endswith("authorization"):
@@ -55,12 +62,19 @@ def secrets_of(request: CapturedRequest, *answers: Capture) -> set[str]:
 class Redactor:
     def __init__(self, fields: Iterable[str], secrets: Iterable[str] = ()) -> None:
         self.fields = frozenset(f.lower() for f in fields if f)
+        # a configured name also hides the names built on it: `password` hides new_password
+        # and passwordConfirm, `token` hides refresh_token
+        self._within = (
+            re.compile("|".join(re.escape(f) for f in sorted(self.fields, key=len, reverse=True)))
+            if self.fields
+            else None
+        )
         self.secrets = sorted(set(secrets), key=len, reverse=True)
         names = "|".join(re.escape(f) for f in sorted(self.fields, key=len, reverse=True))
         # `name: value`, `"name": "value"`, `name=value` in text that is not parsed as a whole
         self._pairs = (
             re.compile(
-                rf"""(?i)(["']?\b(?:{names})\b["']?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^\s&,;}}\]<]+)"""
+                rf"""(?i)(["']?\b[\w-]*(?:{names})[\w-]*\b["']?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^\s&,;}}\]<]+)"""
             )
             if names
             else None
@@ -74,7 +88,8 @@ class Redactor:
         return text
 
     def hidden(self, name: str) -> bool:
-        return name.lower() in self.fields
+        name = name.lower()
+        return name in self.fields or (self._within is not None and self._within.search(name) is not None)
 
     def json(self, value: Any) -> Any:
         if isinstance(value, dict):
@@ -87,7 +102,7 @@ class Redactor:
 
     def headers(self, headers: Headers) -> list[list[str]]:
         return [
-            [name, REDACTED if name.lower() in SENSITIVE_HEADERS else self.text(value)]
+            [name, REDACTED if sensitive_header(name) else self.text(value)]
             for name, value in headers
         ]
 
@@ -171,7 +186,7 @@ class Redactor:
         if rendered is None:
             return None
         names = [seg.removesuffix("[]") for seg in path.split(".")]
-        if names[0] == "headers" and len(names) > 1 and ".".join(names[1:]).lower() in SENSITIVE_HEADERS:
+        if names[0] == "headers" and len(names) > 1 and sensitive_header(".".join(names[1:])):
             return REDACTED
         if any(self.hidden(n) for n in names[1:]):
             return REDACTED

@@ -141,3 +141,20 @@ def test_request_and_capture_documents() -> None:
     cap = capture_json(answer({"password": "p"}, status=201), r)
     assert cap == {"status": 201, "headers": [["content-type", "application/json"]],
                    "body": {"kind": "json", "value": {"password": REDACTED}}}
+
+
+def test_names_built_on_a_secret_field_and_credential_headers_are_hidden_too() -> None:
+    """Exact names let new_password, passwordConfirm, an X-Auth-Token header or a
+    `reset_token=` in text reach the store (found reviewing the leak test)."""
+    r = Redactor(["password", "token"])
+    assert r.json({"new_password": "n3w-pw-value", "passwordConfirm": "n3w-pw-value", "username": "ann"}) == {
+        "new_password": REDACTED, "passwordConfirm": REDACTED, "username": "ann",
+    }
+    assert r.text("reset_token=abcdef123&next=/home") == f"reset_token={REDACTED}&next=/home"
+    assert r.pairs([("old_password", "x1y2z3"), ("page", "2")]) == [["old_password", REDACTED], ["page", "2"]]
+    req = request(headers=(("X-Auth-Token", "hdr-t0ken-9"), ("X-Session-Secret", "sess-s3cret"), ("Accept", "*/*")))
+    stored = request_json(req, r)
+    headers = dict(stored["headers"])
+    assert headers["X-Auth-Token"] == headers["X-Session-Secret"] == REDACTED and headers["Accept"] == "*/*"
+    assert {"hdr-t0ken-9", "sess-s3cret"} <= secrets_of(req)
+    assert r.rendering("headers.x-auth-token", "hdr-t0ken-9") == REDACTED
