@@ -8,7 +8,9 @@ skipped, except under CI=true, where it fails. Screenshots go to test-artifacts/
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 
 from gateway.map_loader import load_map
 from tests.conftest import IN_CI
-from tests.e2e.conftest import ROOT, Server
+from tests.e2e.conftest import GATEWAY, ROOT, Server
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +29,6 @@ CHROMIUM = Path(os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("GATEWAY_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"))
 ARTIFACTS = ROOT / "test-artifacts"
 TOKEN = "browser-test-token"
-ADMIN = {"email": "admin@example.com", "password": "admin-password"}
 
 
 def _missing() -> str | None:
@@ -64,30 +65,16 @@ def browser() -> Iterator[Any]:
 
 
 def drive_traffic(server: Server) -> None:
-    """A mix over every route of the shipped map, as clients would send it: reads mostly,
-    some writes, a few errors. The products routes are shadowed by a native side that differs."""
-    with server.client() as c:
-        assert c.post("/auth/login", json=ADMIN).status_code == 200
-        answers = [c.get(f"/api/users/{1 + i % 20}") for i in range(80)]  # shadowed at 10 %
-        answers += [c.get("/api/users", params={"page": 1 + i % 3}) for i in range(10)]
-        answers += [c.get("/api/me") for _ in range(3)]
-        for n in range(3):
-            new = c.post("/api/users", json={"email": f"browser{n}@example.com", "name": f"Browser {n}",
-                                             "password": "browser-password"})
-            assert new.status_code == 201, new.text
-            user = new.json()["id"]
-            answers.append(c.put(f"/api/users/{user}", json={"email": f"browser{n}@example.com",
-                                                             "name": "Put", "role": "customer", "is_active": True}))
-            answers.append(c.patch(f"/api/users/{user}", json={"name": "Patched"}))
-            answers.append(c.delete(f"/api/users/{user}"))
-        answers += [c.get("/api/users/99999")]  # a 404
-        answers += [c.get("/api/products", params={"page": 1 + i % 3}) for i in range(20)]
-        answers += [c.get(f"/api/products/{1 + i % 10}") for i in range(30)]  # 7: the new side says 404
-        for n in range(3):
-            answers.append(c.post("/api/products", json={"sku": f"BRW-{n}", "name": f"Browser {n}",
-                                                         "price": 12.34, "category": "books"}))
-        answers += [c.patch(f"/api/products/{1 + n}", json={"stock": 40 + n}) for n in range(3)]
-    assert all(r.status_code < 500 for r in answers), [(r.url, r.status_code) for r in answers if r.status_code >= 500]
+    """`gateway demo-traffic`, as a user gives the demo traffic (`make demo`): a realistic mix
+    over every route of the shipped map. The products routes are shadowed by a native side
+    that differs, so mismatches and their samples are stored."""
+    run = subprocess.run(
+        [*GATEWAY, "demo-traffic", "--url", server.url, "--requests", "300", "--seed", "5", "--json"],
+        cwd=ROOT, env={**os.environ, "CI": "true"}, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["by_class"]["5xx"] == 0 and summary["by_class"]["error"] == 0, summary
 
 
 def parity_ready(server: Server, shadowed: set[str]) -> bool:
