@@ -180,8 +180,10 @@ def measure(settings: Settings, workdir: Path, env: dict[str, str]) -> dict[str,
                 pause(m, settings)
         for round_no in range(1, settings.repeats + 1):
             log(f"round {round_no}/{settings.repeats}: {len(measurements)} x {settings.duration:g} s")
-            for m in measurements:
+            # forwards, then backwards: a load that drifts over a round favours neither side of a pair
+            for m in measurements if round_no % 2 else measurements[::-1]:
                 run = run_wrk(m, servers, settings, settings.duration, workdir)
+                run["round"] = round_no
                 results[m.key]["runs"].append(run)
                 flag = f"  ERRORS {run['errors']}" if run["errors"] else ""
                 log(

@@ -17,11 +17,13 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import wrk
 from bench.configs import BENCH_DIR, prepare, start_servers
+from bench.meta import code_fingerprint, git_state, loadavg
 from bench.servers import Servers, signals_raise
 
 OUT = BENCH_DIR / "profiles"
@@ -165,7 +167,13 @@ def profile(target: str, seconds: int, connections: int, native: bool, workdir: 
         url = server.url + path
         # warm up, then record twice under the same load: collapsed stacks, and a flame graph
         subprocess.run(wrk.command(url, seconds=3, connections=connections), check=True, capture_output=True)
-        results: dict[str, Any] = {"path": path}
+        results: dict[str, Any] = {
+            "path": path,
+            "git": git_state(),
+            "code": code_fingerprint(Path(env["BENCH_SRC"])),
+            "at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "load average": loadavg(),
+        }
         for fmt, suffix in (("raw", "txt"), ("flamegraph", "svg")):
             load = subprocess.Popen(
                 wrk.command(url, seconds=seconds + 2, connections=connections),

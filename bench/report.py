@@ -133,6 +133,18 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def paired(num: list[dict[str, Any]], den: list[dict[str, Any]], metric: str) -> float | None:
+    """The median of the ratios taken round by round (the two runs of a round ran back to back)."""
+    field = "requests_per_s" if metric == "rps" else metric
+    by_round = {r.get("round", i): r for i, r in enumerate(den)}
+    values = [
+        r[field] / by_round[k][field]
+        for i, r in enumerate(num)
+        if (k := r.get("round", i)) in by_round and by_round[k][field]
+    ]
+    return statistics.median(values) if values else None
+
+
 def mark(value: float | None, op: str | None, target: float | None) -> str:
     if value is None:
         return "N/A"
@@ -159,6 +171,7 @@ def ratios(measurements: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "target": spec.target,
                 "value": None,
                 "cpu_value": None,
+                "paired": None,
             }
             if num is None or den is None:
                 row["mark"] = "N/A"
@@ -166,6 +179,7 @@ def ratios(measurements: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             a, b = num["summary"].get(spec.metric), den["summary"].get(spec.metric)
             row["value"] = a / b if a is not None and b else None
+            row["paired"] = paired(num["runs"], den["runs"], spec.metric)
             if spec.metric == "rps":  # the same ratio from CPU per request (inverted: less CPU, more req/s)
                 ca, cb = num["summary"].get("cpu_us"), den["summary"].get("cpu_us")
                 row["cpu_value"] = cb / ca if ca and cb else None
@@ -224,30 +238,34 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         "## Ratios",
         "",
-        "`value` is the ratio of req/s (or p99) medians, what the target is about. `by CPU` is the same "
-        "throughput ratio from the CPU time the servers used per request (bare / other), which other "
-        "work on the machine moves much less: where the two disagree, the machine was in the way.",
+        "`value` is the ratio of the req/s (or p99) medians, what the target is about. Two cross-checks: "
+        "`paired` is the median of the ratios taken round by round (the two sides of a ratio run back to "
+        "back, so they share the background load); `by CPU` is the throughput ratio from the CPU time "
+        "the servers used per request (bare / other), which other work on the machine moves much less. "
+        "Where the three disagree, the machine was in the way.",
         "",
-        "| ratio | workload | value | target | | by CPU |",
-        "|---|---|---|---|---|---|",
+        "| ratio | workload | value | target | | paired | by CPU |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in results.get("ratios") or ratios(measurements):
         workload = WORKLOADS.get(row["workload"], row["workload"])
         lines.append(
             f"| {row['name']} | {workload} | {_f(row['value'], '{:.2f}')} "
-            f"| {_target(row['op'], row['target'])} | {row['mark']} | {_f(row.get('cpu_value'), '{:.2f}')} |"
+            f"| {_target(row['op'], row['target'])} | {row['mark']} | {_f(row.get('paired'), '{:.2f}')} "
+            f"| {_f(row.get('cpu_value'), '{:.2f}')} |"
         )
     micro = results.get("micro") or {}
     soak = results.get("soak") or {}
     for row in micro_marks(micro):
         lines.append(
-            f"| {row['name']} | micro | {_f(row['value'], '{:.2f}')} µs | {row['target']} | {row['mark']} | |"
+            f"| {row['name']} | micro | {_f(row['value'], '{:.2f}')} µs | {row['target']} "
+            f"| {row['mark']} | | |"
         )
     if soak:
         growth = soak.get("rss_growth")
         lines.append(
             f"| soak: RSS at end / after warm-up ({soak.get('shadowed', 0):,} shadowed requests) | soak "
-            f"| {_f(growth, '{:.3f}')} | <= {RSS_GROWTH_TARGET:g} | {soak_mark(soak)} | |"
+            f"| {_f(growth, '{:.3f}')} | <= {RSS_GROWTH_TARGET:g} | {soak_mark(soak)} | | |"
         )
     lines.append("")
 

@@ -161,6 +161,19 @@ def test_throughput_ratios_are_cross_checked_by_cpu_per_request() -> None:
     assert rows_by(full_results())[("native via gateway / bare FastAPI", "get")]["cpu_value"] is None
 
 
+def test_paired_ratio_is_the_median_of_round_by_round_ratios() -> None:
+    def runs(values: list[float]) -> list[dict[str, Any]]:
+        return [{"requests_per_s": v, "p99_ms": v, "round": i + 1} for i, v in enumerate(values)]
+
+    # round ratios 1.0, 2.0, 0.5: median 1.0, where the ratio of the medians (200 / 150) is 1.33
+    assert report.paired(runs([100, 300, 200]), runs([100, 150, 400]), "rps") == pytest.approx(1.0)
+    # a round missing on one side is left out, not paired with another round's run
+    assert report.paired(runs([100, 300]), runs([100])[:1], "p99_ms") == pytest.approx(1.0)
+    assert report.paired([], runs([1]), "rps") is None
+    row = rows_by(full_results())[("native via gateway / bare FastAPI", "get")]
+    assert row["paired"] == pytest.approx(0.975)
+
+
 def test_targets_are_inclusive_and_directional() -> None:
     assert report.mark(0.95, ">=", 0.95) == "PASS"
     assert report.mark(0.9499, ">=", 0.95) == "MISS"
@@ -205,7 +218,7 @@ def test_results_md_rendered_from_a_results_dict() -> None:
     results["soak"] = {"shadowed": 200_000, "rss_warm_kib": 100, "rss_end_kib": 105, "rss_growth": 1.05,
                        "rss_trace_kib": [90, 100, 105]}
     text = report.render(results)
-    assert "| native via gateway / bare FastAPI | GET small JSON (no DB) | 0.97 | >= 0.95 | PASS | — |" in text
+    assert "| native via gateway / bare FastAPI | GET small JSON (no DB) | 0.97 | >= 0.95 | PASS |" in text
     assert "| legacy via gateway / gunicorn Flask | GET small JSON (no DB) | 0.88 | >= 0.95 | MISS |" in text
     assert "| remote mode / naive httpx proxy | GET small JSON (no DB) | 5.56 | >= 5 | ERRORS |" in text
     assert "**3 ERRORS**" in text
@@ -256,8 +269,9 @@ def test_post_body_is_one_kilobyte_of_json() -> None:
 def test_settings_quick_mode_and_overrides() -> None:
     quick = Settings.from_env({"BENCH_QUICK": "1"})
     assert quick.quick and not quick.soak and quick.repeats >= 1 and quick.duration <= 3
-    full = Settings.from_env({"BENCH_DURATION": "7", "BENCH_REPEATS": "5", "BENCH_SOAK": "0"})
-    assert (full.quick, full.duration, full.repeats, full.soak, full.connections) == (False, 7.0, 5, False, 32)
+    full = Settings.from_env({"BENCH_DURATION": "7", "BENCH_REPEATS": "4", "BENCH_SOAK": "0"})
+    assert (full.quick, full.duration, full.repeats, full.soak, full.connections) == (False, 7.0, 4, False, 32)
+    assert Settings.from_env({}).repeats >= 3
 
 
 def test_plan_covers_every_ratio() -> None:
