@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.dispatcher import SIDE_NAMES, Exchange
+from gateway.logs import BatchedStreamHandler
 
 _quote = json.encoder.encode_basestring_ascii  # a JSON string literal, in C
 
@@ -182,6 +183,19 @@ class AccessLog:
 
     def _write(self, line: str) -> None:
         logger = self._logger
+        handlers = logger.handlers
+        if (
+            len(handlers) == 1
+            and type(handlers[0]) is BatchedStreamHandler
+            and not logger.propagate
+            and not logger.filters
+            and not handlers[0].filters
+            and logger.isEnabledFor(logging.INFO)
+        ):
+            # the gateway's own configuration: the line goes straight to its batch, without a
+            # LogRecord, a formatter or the handler's filters, which cost more than the line
+            handlers[0].add_line(line + "}")
+            return
         if logger.isEnabledFor(logging.INFO):
             # the record made directly: logger.info() would walk the stack for a caller
             # the line never shows

@@ -51,6 +51,13 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.batch = batch
         self._lines: list[str] = []
 
+    def add_line(self, line: str) -> None:
+        """A line already formatted, handed over without a LogRecord (the access log's path)."""
+        with self.lock:  # type: ignore[union-attr]
+            self._lines.append(line)
+            if len(self._lines) >= self.batch:
+                self.flush()
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self._lines.append(self.format(record))
