@@ -127,30 +127,13 @@ class Dispatcher:
         shadow = self.shadow
         if shadow is not None and shadow.wanted(route, scope["method"]):
             tagged.shadowed = True  # its access-log line waits for the comparison's outcome
-            owner = self._falling_back(app, legacy_scope, route, gated, request_id) if falls_back else app
-            shadowed = shadow.handle(scope, receive, tagged, route, owner, side)
+            if falls_back:
+                app = self._falling_back(app, legacy_scope, route, gated, request_id, True)
+            shadowed = shadow.handle(scope, receive, tagged, route, app, side)
             await self._observed(shadowed, route, side, tagged)
             return
         if falls_back:
-            assert fallback is not None
-            reason = await self._observed(
-                serve_with_fallback(
-                    native=app,
-                    native_scope=scope,
-                    legacy=self._apps[Owner.LEGACY],
-                    legacy_scope=legacy_scope,
-                    receive=receive,
-                    send_new=tagged,
-                    send_legacy=self._tagger(gated, route, Owner.LEGACY, request_id, False, legacy_scope),
-                    settings=fallback,
-                ),
-                route,
-                side,
-                tagged,
-            )
-            if reason is not None:
-                self._fell_back(route, reason)
-            return
+            app = self._falling_back(app, legacy_scope, route, gated, request_id, False)
         await self._observed(app(scope, receive, tagged), route, side, tagged)
 
     async def _observed(self, call: Awaitable[T], route: Route, side: Owner, tagged: _Tagged) -> T | None:
@@ -218,15 +201,16 @@ class Dispatcher:
             await send_error(send, 413, "body_too_large", message, request_id)
 
     def _falling_back(
-        self, native: ASGIApp, legacy_scope: Scope, route: Route, send: Send, request_id: str
+        self, native: ASGIApp, legacy_scope: Scope, route: Route, send: Send, request_id: str, shadowed: bool
     ) -> ASGIApp:
-        """The new side as the owner of a shadowed request, with the route's fallback: a failure
-        is answered by legacy as it would be unshadowed, and the comparison skipped for lack of
-        a new answer (the shadow runner sees no answer go through its capture)."""
+        """The new side with the route's fallback: a failure is answered by legacy. For a
+        shadowed request, the comparison is then skipped for lack of a new answer (the shadow
+        runner sees no answer go through its capture)."""
         settings = route.fallback
         assert settings is not None
         send_legacy = self._tagger(send, route, Owner.LEGACY, request_id, False, legacy_scope)
-        send_legacy.shadowed = True  # its access-log line waits for the skip, like the new side's would
+        # a shadowed request's access-log line waits for the skip, like the new side's would
+        send_legacy.shadowed = shadowed
 
         async def owner(scope: Scope, receive: Receive, send_new: Send) -> None:
             reason = await serve_with_fallback(
