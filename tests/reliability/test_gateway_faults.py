@@ -231,7 +231,10 @@ async def test_a_postgres_store_that_goes_away_and_comes_back_catches_up(
                 await eventually(lambda: gw.recorder.failed_flushes >= 2, timeout=15, what="writes failing")
                 assert dropped(gw) == (0, 0)  # ten exact matches fit in memory: nothing is lost
                 forwarder.up()
-                await eventually(lambda: compared(pg_url) == 13, timeout=15, what="the store caught up")
+                # nothing lost; a batch whose commit reached the server just as the connection was
+                # cut is written again (at least once: the recorder cannot tell it committed), so
+                # on a loaded machine the count can exceed 13 by that batch (a known limitation)
+                await eventually(lambda: compared(pg_url) >= 13, timeout=15, what="the store caught up")
     finally:
         forwarder.down()
     messages = [r.getMessage() for r in caplog.records]
