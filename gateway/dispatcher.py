@@ -177,16 +177,19 @@ class Dispatcher:
         assert tagged.limited is not None and tagged.limited.downstream is not None
         tagged.send = tagged.limited.downstream
         tagged.limited = None
-        message = f"the request body is larger than {self.max_body_bytes} bytes (GATEWAY_MAX_BODY_BYTES)"
-        await send_error(tagged, 413, "body_too_large", message, tagged.request_id)
+        await send_error(tagged, 413, "body_too_large", self._too_large_message(), tagged.request_id)
+
+    def _too_large_message(self, length: int | None = None) -> str:
+        declared = f" ({length} bytes)" if length is not None else ""
+        limit = f"{self.max_body_bytes} bytes (GATEWAY_MAX_BODY_BYTES)"
+        return f"the request body{declared} is larger than {limit}"
 
     def _refusal(self, path: str, length: int | None) -> tuple[int, str, str] | None:
         segment = dot_segment(path)
         if segment is not None:
             return 400, "bad_path", f"the path has a '{segment}' segment; send the path it stands for"
         if length is not None and length > self.max_body_bytes:
-            message = f"the request body ({length} bytes) is larger than {self.max_body_bytes} bytes"
-            return 413, "body_too_large", message + " (GATEWAY_MAX_BODY_BYTES)"
+            return 413, "body_too_large", self._too_large_message(length)
         return None
 
     async def _admin(
@@ -197,8 +200,7 @@ class Dispatcher:
             return
         await self.backends.admin(scope, receive, limited.gate(send))
         if limited.exceeded:
-            message = f"the request body is larger than {self.max_body_bytes} bytes (GATEWAY_MAX_BODY_BYTES)"
-            await send_error(send, 413, "body_too_large", message, request_id)
+            await send_error(send, 413, "body_too_large", self._too_large_message(), request_id)
 
     def _falling_back(
         self, native: ASGIApp, legacy_scope: Scope, route: Route, send: Send, request_id: str, shadowed: bool

@@ -60,12 +60,11 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._lines.append(self.format(record))
+            line = self.format(record)
         except Exception:
             self.handleError(record)
             return
-        if len(self._lines) >= self.batch:
-            self.flush()
+        self.add_line(line)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
