@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install seed clean browser-deps demo bench soak
+.PHONY: run test lint install seed clean browser-deps demo bench soak compat
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,9 +54,14 @@ soak: $(BENCH_STAMP)
 	bench/setup.sh
 	$(BIN)/python -m bench.soak
 
+# real public Flask apps' own suites (tests/compat/apps/), each in a virtualenv of its own pins:
+# directly, through the gateway in-process and with the app under gunicorn; writes tests/compat/RESULTS.md
+compat: $(STAMP)
+	$(BIN)/python -m tests.compat.run
+
 lint: $(STAMP)
 	$(BIN)/ruff check gateway features legacy_flask tests
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) demo.db .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .compat demo.db .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,7 @@ from typing import Any
 from gateway.access_log import AccessLog
 from gateway.admin import create_admin_app
 from gateway.asgi import ASGIApp, Receive, Scope, Send
-from gateway.bridge import LegacyBridge
+from gateway.bridge import LegacyBridge, WSGIApp
 from gateway.dispatcher import SIDE_NAMES, Backends, Dispatcher, Exchange
 from gateway.lifespan import ChildLifespan
 from gateway.loading import load_app
@@ -31,8 +31,16 @@ class Gateway:
     """Owns the backends and the map watcher; `dispatcher` is the ASGI app to serve."""
 
     def __init__(
-        self, settings: GatewaySettings, metrics: GatewayMetrics | None = None, sink: ParitySink | None = None
+        self,
+        settings: GatewaySettings,
+        metrics: GatewayMetrics | None = None,
+        sink: ParitySink | None = None,
+        *,
+        legacy_app: WSGIApp | None = None,
+        native_app: ASGIApp | None = None,
     ) -> None:
+        # legacy_app / native_app: the apps themselves instead of the settings' import strings,
+        # for a caller that already holds them (the compatibility harness, an app's own tests)
         self.settings = settings
         self.metrics = metrics or GatewayMetrics()
         # run-time rollout decisions and the audit log of map changes, beside the parity data
@@ -52,7 +60,7 @@ class Gateway:
             )
             self.legacy_shadow = self.legacy
         else:
-            wsgi_app = load_app(settings.legacy_app)
+            wsgi_app = legacy_app if legacy_app is not None else load_app(settings.legacy_app)
             self.legacy = LegacyBridge(
                 wsgi_app, threads=settings.legacy_threads, acquire_timeout=settings.legacy_queue_timeout
             )
@@ -65,7 +73,7 @@ class Gateway:
                 bridge.on_busy = self.metrics.legacy_busy.labels(pool).inc
         if isinstance(self.legacy, LegacyBridge):  # only clients get the 503 the metric counts
             self.legacy.on_rejected = self.metrics.legacy_rejected.inc
-        self.native: ASGIApp = load_app(settings.native_app)
+        self.native: ASGIApp = native_app if native_app is not None else load_app(settings.native_app)
         # results go to the parity store; tests may hand in another sink
         self.shadow = ShadowRunner(
             native=self.native,

@@ -1,0 +1,195 @@
+"""The compatibility harness: real Flask apps' own suites, direct and through the gateway.
+
+    python -m tests.compat.run [--app NAME ...] [--modes direct,inprocess,remote] [--no-write]
+
+For each app under tests/compat/apps/ (its own code, tests, pins and compat.toml): a virtualenv
+of its pins, the gateway installed into it (the pins must not move), then its suite run
+directly, through the gateway in-process, and through the gateway with the app under gunicorn.
+Every test whose outcome differs from the direct run is a difference; one that compat.toml
+does not explain as inherent fails the harness. Writes tests/compat/RESULTS.md and
+.compat/out/results.json unless --no-write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.compat.suite import SuiteRun, run_suite
+from tests.compat.venvs import ROOT, WORK, HarnessError, build_wheel, prepare
+
+APPS = Path(__file__).resolve().parent / "apps"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+MODES = ("direct", "inprocess", "remote")
+
+
+@dataclass
+class Difference:
+    mode: str
+    test: str
+    direct: str
+    through: str
+    cause: str
+    inherent: bool
+
+
+@dataclass
+class AppResult:
+    name: str
+    version: str
+    runs: dict[str, SuiteRun] = field(default_factory=dict)
+    differences: list[Difference] = field(default_factory=list)
+    moved_pins: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.moved_pins and all(d.inherent for d in self.differences)
+
+
+def load_config(app_dir: Path) -> dict[str, object]:
+    path = app_dir / "compat.toml"
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise HarnessError(f"{path}: {exc}") from None
+
+
+def compare(result: AppResult, inherent: dict[str, dict[str, str]]) -> None:
+    direct = result.runs["direct"]
+    for mode, run in result.runs.items():
+        if mode == "direct":
+            continue
+        explained = inherent.get(mode, {})
+        for test in sorted(set(direct.outcomes) | set(run.outcomes)):
+            a, b = direct.outcomes.get(test, "absent"), run.outcomes.get(test, "absent")
+            if a == b:
+                continue
+            why = explained.get(test)
+            cause = why or run.messages.get(test) or direct.messages.get(test) or "(no message)"
+            result.differences.append(Difference(mode, test, a, b, cause, why is not None))
+        for test in explained:
+            if direct.outcomes.get(test) == run.outcomes.get(test):
+                result.problems.append(
+                    f"{mode}: {test} is listed as inherent in compat.toml but no longer differs"
+                )
+
+
+def run_app(name: str, modes: tuple[str, ...], wheel: Path) -> AppResult:
+    app_dir = APPS / name
+    config = load_config(app_dir)
+    result = AppResult(name, str(config.get("version", "")))
+    venv = prepare(name, app_dir, str(config.get("python", "3.11")), wheel)
+    result.moved_pins = venv.moved_pins()
+    if result.moved_pins:
+        result.problems.append(
+            "installing the gateway changed the app's pins: " + "; ".join(result.moved_pins)
+        )
+        return result
+    args = [str(a) for a in config.get("pytest_args", [])]  # type: ignore[attr-defined]
+    env = {str(k): str(v) for k, v in config.get("env", {}).items()}  # type: ignore[attr-defined]
+    for mode in modes:
+        print(f"  {name}: {mode} ...", file=sys.stderr, flush=True)
+        result.runs[mode] = run_suite(name, app_dir, venv.python, mode, args, env)
+    if "direct" in result.runs:
+        compare(result, config.get("inherent", {}))  # type: ignore[arg-type]
+    return result
+
+
+def _cell(result: AppResult, mode: str) -> str:
+    run = result.runs.get(mode)
+    if run is None:
+        return "-"
+    return f"{run.count('passed')} / {len(run.outcomes)}"
+
+
+def render(results: list[AppResult]) -> str:
+    lines = [
+        "# Compatibility harness results",
+        "",
+        "Written by `make compat` (`python -m tests.compat.run`). Each app's own suite, in its own",
+        "virtualenv with its own pins: tests passed / tests run, directly with the app's own test",
+        "client, through the gateway in-process, and through the gateway with the app under gunicorn",
+        "(remote mode).",
+        "",
+        "| app | version | direct | gateway in-process | gateway remote | pins moved by the gateway | differences |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        diffs = (
+            "none"
+            if not r.differences
+            else (
+                f"{len(r.differences)}, all inherent"
+                if all(d.inherent for d in r.differences)
+                else f"{sum(not d.inherent for d in r.differences)} unexplained"
+            )
+        )
+        moved = "none" if not r.moved_pins else "; ".join(r.moved_pins)
+        lines.append(
+            f"| {r.name} | {r.version} | {_cell(r, 'direct')} | {_cell(r, 'inprocess')} | {_cell(r, 'remote')} "
+            f"| {moved} | {diffs} |"
+        )
+    for r in results:
+        if not r.differences and not r.problems:
+            continue
+        lines += ["", f"## {r.name}", ""]
+        lines += [f"- problem: {p}" for p in r.problems]
+        for d in r.differences:
+            tag = "inherent" if d.inherent else "UNEXPLAINED"
+            lines.append(
+                f"- {d.mode}: `{d.test}` {d.direct} directly, {d.through} through the gateway ({tag}): {d.cause}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.compat.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--app", action="append", help="only this app (repeatable); default: every app")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, from: " + ", ".join(MODES))
+    parser.add_argument("--no-write", action="store_true", help="print the table, write no files")
+    args = parser.parse_args(argv)
+    modes = tuple(m for m in args.modes.split(",") if m)
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or "direct" not in modes:
+        parser.error(f"--modes {args.modes!r}: give direct and any of {', '.join(MODES[1:])}")
+    names = args.app or sorted(p.name for p in APPS.iterdir() if (p / "compat.toml").exists())
+    missing = [n for n in names if not (APPS / n / "compat.toml").exists()]
+    if missing:
+        parser.error(f"no app {', '.join(missing)} under {APPS.relative_to(ROOT)}")
+    try:
+        wheel = build_wheel()
+        results = [run_app(name, modes, wheel) for name in names]
+    except HarnessError as exc:
+        print(f"compat: error: {exc}", file=sys.stderr)
+        return 1
+    table = render(results)
+    print(table)
+    if not args.no_write:
+        RESULTS.write_text(table)
+        (WORK / "out").mkdir(parents=True, exist_ok=True)
+        (WORK / "out" / "results.json").write_text(json.dumps([_as_json(r) for r in results], indent=2))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _as_json(r: AppResult) -> dict[str, object]:
+    return {
+        "app": r.name,
+        "version": r.version,
+        "runs": {
+            m: {"passed": s.count("passed"), "total": len(s.outcomes), "outcomes": s.outcomes}
+            for m, s in r.runs.items()
+        },
+        "differences": [d.__dict__ for d in r.differences],
+        "moved_pins": r.moved_pins,
+        "problems": r.problems,
+        "ok": r.ok,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
