@@ -7,24 +7,18 @@ and swaps tables only when it succeeds.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from gateway import map_text
 from gateway.compare_rules import compile_rules
 from gateway.map_schema import SAFE_METHODS, MigrationMap, Owner, Unsafe, merge_shadow
+from gateway.map_text import MAX_MAP_BYTES as MAX_MAP_BYTES
+from gateway.map_text import Loc, TextError
 from gateway.paths import PathError, PathTemplate, parse_template
-
-MAX_MAP_BYTES = 4 * 1024 * 1024  # a map is a config file; anything larger is a mistake
-# YAML aliases let a small file stand for a huge (or endless) tree; a map never needs one
-MAX_MAP_VALUES = 200_000
-MAX_MAP_DEPTH = 32
-
-Loc = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -58,57 +52,6 @@ class LoadedMap:
         return self.sha256[:12]
 
 
-class _MarkedLoader(yaml.SafeLoader):
-    """SafeLoader that records the line of every key and item and rejects duplicate keys."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.lines: dict[Loc, int] = {}
-        self.duplicates: list[tuple[int, str]] = []
-        self.values = 0  # nodes walked, aliases expanded
-
-
-class _TooBig(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line, self.message = line, message
-
-
-# YAML 1.1 reads on/off/yes/no as booleans, which turns `fallback: {on: [5xx]}` into a key
-# True and `unsafe: off` into False. The map follows YAML 1.2 here: only true/false are.
-_MarkedLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_MarkedLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-def _walk(loader: _MarkedLoader, node: yaml.Node, loc: Loc) -> Any:
-    line = node.start_mark.line + 1
-    loader.values += 1
-    if loader.values > MAX_MAP_VALUES:
-        message = f"the map holds more than {MAX_MAP_VALUES} values once its YAML aliases are expanded"
-        raise _TooBig(line, message)
-    if len(loc) > MAX_MAP_DEPTH:
-        message = f"the map nests deeper than {MAX_MAP_DEPTH} levels (an alias that contains itself?)"
-        raise _TooBig(line, message)
-    loader.lines.setdefault(loc, line)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if key in out:
-                loader.duplicates.append((key_node.start_mark.line + 1, str(key)))
-            loader.lines[(*loc, key)] = key_node.start_mark.line + 1
-            out[key] = _walk(loader, value_node, (*loc, key))
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_walk(loader, item, (*loc, i)) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
-
-
 def _line_for(marks: dict[Loc, int], loc: Loc) -> int | None:
     for end in range(len(loc), -1, -1):
         if loc[:end] in marks:
@@ -139,25 +82,20 @@ def parse_map(text: str, file: str = "<map>") -> LoadedMap:
     """Parse and validate map text; raises MapError listing every problem found."""
     if len(text.encode()) > MAX_MAP_BYTES:
         raise MapError([Problem(file, None, f"map is larger than {MAX_MAP_BYTES} bytes")])
-    loader = _MarkedLoader(text)
     try:
-        root = loader.get_single_node()
-        data = _walk(loader, root, ()) if root is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise MapError([Problem(file, line, f"invalid YAML: {reason}")]) from None
-    except _TooBig as exc:
+        composed = map_text.compose(text)
+    except TextError as exc:
         raise MapError([Problem(file, exc.line, exc.message)]) from None
-    finally:
-        loader.dispose()
-    if loader.duplicates:
-        raise MapError([Problem(file, ln, f"duplicate key {key!r}") for ln, key in loader.duplicates])
+    if composed.duplicates:
+        raise MapError([Problem(file, ln, f"duplicate key {key!r}") for ln, key in composed.duplicates])
+    data = composed.data
     if not isinstance(data, dict):
-        line = root.start_mark.line + 1 if root is not None else 1
-        raise MapError([Problem(file, line, "the map must be a mapping with 'version' and 'routes'")])
-    marks = loader.lines
+        message = "the map must be a mapping with 'version' and 'routes'"
+        if data is None and composed.lines == {}:
+            blank = not text.strip("\ufeff \t\r\n")
+            message += "; the file is empty" if blank else "; the file holds only comments"
+        raise MapError([Problem(file, composed.root_line, message)])
+    marks = composed.lines
     try:
         mmap = MigrationMap.model_validate(data)
     except ValidationError as exc:
@@ -277,17 +215,22 @@ def _common_methods(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> str
     return ", ".join(m for m in a if m in b)
 
 
-def load_map(path: str | Path) -> LoadedMap:
+def load_bytes(raw: bytes, file: str) -> LoadedMap:
+    """A map from the bytes of its file, so the bytes hashed are the bytes parsed."""
+    try:
+        text = map_text.decode(raw)
+    except TextError as exc:
+        raise MapError([Problem(file, exc.line, exc.message)]) from None
+    return parse_map(text, file)
+
+
+def read_map(path: str | Path) -> bytes:
     p = Path(path)
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise MapError([Problem(str(p), None, "map file not found")]) from None
-    except OSError as exc:
-        raise MapError([Problem(str(p), None, f"cannot read map file: {exc.strerror}")]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise MapError([Problem(str(p), line, "map file is not valid UTF-8")]) from None
-    return parse_map(text, str(p))
+        return map_text.read_bytes(p)
+    except TextError as exc:
+        raise MapError([Problem(str(p), exc.line, exc.message)]) from None
+
+
+def load_map(path: str | Path) -> LoadedMap:
+    return load_bytes(read_map(path), str(Path(path)))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import watchfiles
 
-from gateway.map_loader import LoadedMap, MapError, load_map
+from gateway.map_loader import LoadedMap, MapError, load_bytes, load_map, read_map
 from gateway.metrics import GatewayMetrics
 from gateway.table import RoutingTable, build_table
 
@@ -82,23 +82,25 @@ class MapHolder:
         """Reload if the file's content changed; returns the result, or None when unchanged."""
         self.checks += 1
         try:
-            raw = self.path.read_bytes()
-        except OSError as exc:
-            sha = f"unreadable:{exc.errno}"
+            raw = read_map(self.path)
+        except MapError as exc:  # gone, a directory, unreadable, too large: refused unread
+            sha = f"unreadable:{exc}"
             if sha == self._seen_sha:
                 return None
             self._seen_sha = sha
-            return self._fail(
-                f"{self.path}: cannot read map file ({exc.strerror}); keeping the last good map"
-            )
+            return self._fail(f"{exc}; keeping the last good map")
         sha = hashlib.sha256(raw).hexdigest()
         if sha == self._seen_sha:
             return None
         self._seen_sha = sha
         try:
-            loaded = load_map(self.path)
+            loaded = load_bytes(raw, str(self.path))  # the bytes hashed, not a second read
         except MapError as exc:
             return self._fail(str(exc))
+        except Exception as exc:  # a loader bug must not end the watcher: this map is refused, no more
+            log.exception("map %s: unexpected error while loading it", self.path)
+            why = f"internal error while loading the map: {type(exc).__name__}: {exc}"
+            return self._fail(f"{self.path}: {why}")
         previous = self.loaded.short_hash if self.loaded else "none"
         self._install(loaded)
         log.info(

@@ -55,9 +55,32 @@ def test_deleted_map_keeps_last_good_table(tmp_path: Path, caplog: pytest.LogCap
     path.unlink()
     with caplog.at_level(logging.ERROR, logger="gateway.map"):
         result = holder.check()
-    assert result is not None and not result.ok and "cannot read map file" in (result.error or "")
+    assert result is not None and not result.ok
+    assert result.error == f"{path}: map file not found; keeping the last good map"
     assert owner(holder) == "new"
-    assert "keeping the last good map" in caplog.text
+    assert f"map reload rejected, still serving {holder.loaded.short_hash if holder.loaded else ''}" in caplog.text
+
+
+def test_a_loader_bug_refuses_the_map_instead_of_ending_the_watcher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(V1)
+    metrics = GatewayMetrics()
+    holder = MapHolder(path, metrics)
+    holder.load_initial()
+
+    def broken(raw: bytes, file: str) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("gateway.reloader.load_bytes", broken)
+    path.write_text(V2)
+    with caplog.at_level(logging.ERROR, logger="gateway.map"):
+        result = holder.check()
+    assert result is not None and not result.ok
+    assert result.error == f"{path}: internal error while loading the map: RuntimeError: a bug"
+    assert owner(holder) == "new" and counts(metrics) == (1, 1)
+    assert "Traceback" in caplog.text  # logged with its stack, for the bug report
 
 
 @pytest.mark.anyio
@@ -85,6 +108,31 @@ async def test_watcher_picks_up_atomic_rename_and_symlink_swap(tmp_path: Path) -
         tmp.write_text(V1)
         os.replace(tmp, direct)
         await wait_for_owner(holder, "new")
+    finally:
+        await watcher.stop()
+
+
+@pytest.mark.anyio
+async def test_watcher_serves_on_through_junk_and_takes_the_next_good_map(tmp_path: Path) -> None:
+    # a PyYAML ReaderError once escaped check() and ended the watcher: no later edit was seen
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(V1)
+    metrics = GatewayMetrics()
+    holder = MapHolder(path, metrics)
+    holder.load_initial()
+    watcher = MapWatcher(holder, poll_interval=5)
+    watcher.start()
+    try:
+        await wait_until_watching(holder, tmp_path)
+        path.write_bytes(b"\x00\x01\x02version: 1\n")
+        deadline = time.monotonic() + 2
+        while counts(metrics)[1] == 0:
+            assert time.monotonic() < deadline, "the junk was never looked at"
+            await asyncio.sleep(0.02)
+        assert owner(holder) == "new"
+        path.write_text(V2)
+        await wait_for_owner(holder, "legacy")
+        assert counts(metrics) == (2, 1)
     finally:
         await watcher.stop()
 
