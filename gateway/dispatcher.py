@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from gateway.asgi import REQUEST_ID_KEY, ASGIApp, Message, Receive, Scope, Send
 from gateway.errors import send_error
-from gateway.fallback import serve_with_fallback
+from gateway.fallback import FALLBACK_HEADER, serve_with_fallback
 from gateway.map_schema import Owner
 from gateway.metrics import GatewayMetrics
 from gateway.reloader import MapHolder
@@ -75,7 +75,8 @@ class Dispatcher:
         self._rid_name = request_id_header.lower().encode("latin-1")
         self._served_by = served_by_header.lower().encode("latin-1") if served_by_header else None
         self._apps = {Owner.LEGACY: backends.legacy, Owner.NEW: backends.native}
-        self._ours = {self._rid_name, self._served_by}  # response headers only the gateway sets
+        # response headers only the gateway sets: a backend's own are dropped
+        self._ours = {self._rid_name, self._served_by, FALLBACK_HEADER}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -205,17 +206,23 @@ class Dispatcher:
     def _falling_back(
         self, native: ASGIApp, legacy_scope: Scope, route: Route, send: Send, request_id: str, shadowed: bool
     ) -> ASGIApp:
-        """The new side with the route's fallback: a failure is answered by legacy. For a
-        shadowed request, the comparison is then skipped for lack of a new answer (the shadow
-        runner sees no answer go through its capture)."""
+        """The new side with the route's fallback: a failure is answered by legacy, marked
+        `X-Gateway-Fallback: <reason>` (X-Served-By says legacy, as it should, and the marker
+        tells it from a request whose side is legacy). For a shadowed request, the comparison
+        is then skipped for lack of a new answer (the shadow runner sees no answer go through
+        its capture)."""
         settings = route.fallback
         assert settings is not None
         send_legacy = self._tagger(send, route, Owner.LEGACY, request_id, False, legacy_scope)
         # a shadowed request's access-log line waits for the skip, like the new side's would
         send_legacy.shadowed = shadowed
 
+        def fell_back(reason: str) -> None:
+            send_legacy.extra.append((FALLBACK_HEADER, reason.encode("latin-1")))
+            self._fell_back(route, reason)
+
         async def owner(scope: Scope, receive: Receive, send_new: Send) -> None:
-            reason = await serve_with_fallback(
+            await serve_with_fallback(
                 native=native,
                 native_scope=scope,
                 legacy=self._apps[Owner.LEGACY],
@@ -224,9 +231,8 @@ class Dispatcher:
                 send_new=send_new,
                 send_legacy=send_legacy,
                 settings=settings,
+                on_fallback=fell_back,
             )
-            if reason is not None:
-                self._fell_back(route, reason)
 
         return owner
 

@@ -5,6 +5,10 @@ is swallowed, an exception before any response or no response within `timeout_ms
 caught, and legacy then answers the same request. Once a non-5xx response has started it
 goes to the client as usual. Only safe methods fall back: a write is never replayed. A
 shadowed request falls back the same way; its comparison is then skipped (`owner_fell_back`).
+
+A fallback is told (`on_fallback`) before legacy answers, so that the answer can say so
+(`X-Gateway-Fallback: <reason>`): a client or a test must be able to tell "the new side failed
+and legacy stood in" from "this user is on legacy".
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from gateway.asgi import ASGIApp, Message, Receive, Scope, Send
 from gateway.rollout_schema import FallbackOn, FallbackSettings
@@ -22,6 +27,8 @@ log = logging.getLogger("gateway.fallback")
 MAX_FALLBACK_BODY = 1024 * 1024  # safe requests rarely carry a body; a bigger one cannot be replayed
 # set in the new side's scope when legacy answered instead (the shadow runner reads it)
 FELL_BACK_KEY = "gateway.fell_back"
+# on legacy's answer when it stood in for a failed new side; its value is the reason
+FALLBACK_HEADER = b"x-gateway-fallback"
 
 
 async def serve_with_fallback(
@@ -34,6 +41,7 @@ async def serve_with_fallback(
     send_new: Send,
     send_legacy: Send,
     settings: FallbackSettings,
+    on_fallback: Callable[[str], None] | None = None,
 ) -> str | None:
     """Serve from the new side, or from legacy after a failure; returns the failure, if any."""
     body = await read_body(receive, MAX_FALLBACK_BODY)
@@ -82,5 +90,7 @@ async def serve_with_fallback(
         await task  # a good answer is streaming to the client
         return None
     native_scope[FELL_BACK_KEY] = reason
+    if on_fallback is not None:
+        on_fallback(reason)
     await legacy(legacy_scope, replay(body, None), send_legacy)
     return reason

@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from gateway.app import Gateway
+from gateway.asgi import Message, Receive, Scope, Send
+from gateway.map_schema import Owner
 from gateway.rollout.state import RuntimeState
 from gateway.settings import GatewaySettings
 
@@ -91,7 +93,34 @@ async def test_a_failing_new_side_falls_back_to_legacy_for_safe_requests(
     async with client(gw) as c:
         r = await c.get(path)
     assert (r.status_code, r.headers["x-served-by"], r.text) == (200, "legacy", f"legacy GET {path}")
+    # marked: a fallback is not a move of the user to legacy, and a test or a client can tell
+    assert r.headers.get_list("x-gateway-fallback") == [reason]
     assert fallbacks(gw, route, reason) == 1
+
+
+async def test_only_a_fallback_is_marked_and_no_backend_can_mark_an_answer(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw = await make_gateway()
+    legacy = gw.dispatcher.backends.legacy
+
+    async def spoofing(scope: Scope, receive: Receive, send: Send) -> None:
+        async def marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-gateway-fallback", b"5xx")]
+            await send(message)
+
+        await legacy(scope, receive, marked)
+
+    monkeypatch.setitem(gw.dispatcher._apps, Owner.LEGACY, spoofing)
+    async with client(gw) as c:
+        new = await c.get("/whoami")
+        on_legacy = [await c.get("/api/users/1", headers={"X-User-Id": f"u{i}"}) for i in range(20)]
+        fell_back = await c.get("/raise")
+    assert new.headers["x-served-by"] == "new" and "x-gateway-fallback" not in new.headers
+    legacy_users = [r for r in on_legacy if r.headers["x-served-by"] == "legacy"]
+    assert legacy_users and all("x-gateway-fallback" not in r.headers for r in legacy_users)
+    assert fell_back.headers.get_list("x-gateway-fallback") == ["exception"]
 
 
 async def test_unsafe_requests_get_the_new_sides_error_and_are_never_replayed(make_gateway: MakeGateway) -> None:
