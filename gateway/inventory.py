@@ -25,6 +25,7 @@ from gateway.paths import (
     Kind,
     PathError,
     PathTemplate,
+    Segment,
     parse_template,
 )
 from gateway.table import UNMAPPED_ID, RoutingTable, build_table
@@ -170,13 +171,47 @@ def _takes(methods: tuple[str, ...] | None, method: str) -> bool:
     return method == "GET" and "HEAD" in methods  # GET answers HEAD
 
 
+def covers(rule: PathTemplate, entry: PathTemplate) -> bool:
+    """Whether the app's rule serves every URL the map entry matches: the same loose shape, or
+    static text where the rule has a parameter that takes it (`/api/users/1` under
+    `/api/users/<int:user_id>`, not `/api/users/me`)."""
+    if rule.loose_shape == entry.loose_shape:
+        return True
+    mine = entry.segments
+    for i, seg in enumerate(rule.segments):
+        if seg.kind is Kind.PATH:
+            rest = mine[i:]
+            if not rest:
+                return False
+            if seg.text == "{path}":  # the rest of any URL, whatever the entry has there
+                return True
+            text = "/".join(s.text for s in rest)
+            return all(s.kind is Kind.STATIC for s in rest) and _full(seg, text)
+        if i >= len(mine) or not _segment_covers(seg, mine[i]):
+            return False
+    return len(mine) == len(rule.segments)
+
+
+def _full(seg: Segment, text: str) -> bool:
+    return seg.regex is not None and seg.regex.fullmatch(text) is not None
+
+
+def _segment_covers(rule: Segment, entry: Segment) -> bool:
+    if entry.kind is Kind.STATIC:
+        return entry.text == rule.text if rule.kind is Kind.STATIC else _full(rule, entry.text)
+    if rule.kind is Kind.STRING:
+        return entry.kind in (Kind.TYPED, Kind.STRING, Kind.PATTERN)
+    if rule.kind is Kind.TYPED:  # typed only one side is loose_shape's rule (FastAPI signatures)
+        return entry.kind in (Kind.TYPED, Kind.STRING)
+    return rule.text == entry.text
+
+
 def endpoints_for(entry: RouteEntry, template: PathTemplate, endpoints: Iterable[Endpoint]) -> list[Endpoint]:
-    """The endpoints a map entry routes to: same loose shape, and a method in common."""
-    shape = template.loose_shape
+    """The endpoints a map entry routes to: a path that covers the entry's, and a method in common."""
     return [
         e
         for e in endpoints
-        if e.template is not None and e.template.loose_shape == shape and _takes(entry.methods, e.method)
+        if e.template is not None and covers(e.template, template) and _takes(entry.methods, e.method)
     ]
 
 
