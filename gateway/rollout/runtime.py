@@ -4,7 +4,8 @@ The map is the desired state; the store holds what was decided at run time (a gu
 rollback, a manual abort or promotion). Every worker polls the store each
 `poll_interval`, so all workers and instances converge within a few seconds. A guard
 breach seen by any worker is written to the store (once: the store dedupes) and applied
-locally at once.
+locally at once; if the store cannot take the write, the rollback holds on this worker and
+is written at each poll until it is on record, so that a poll of the store does not undo it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import functools
 import hmac
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from gateway.asgi import Scope
 from gateway.map_schema import Owner
@@ -52,6 +55,8 @@ class Rollout:
         self.stats: dict[str, WindowStats] = {}
         self._task: asyncio.Task[None] | None = None
         self._store_down = False
+        # rollbacks decided here that the store has not taken yet: they hold over every poll
+        self._unrecorded: dict[str, RouteState] = {}
         self.clock = time.time  # wall clock of the store's timestamps (a test may move it)
 
     # -- per request -------------------------------------------------------------------------
@@ -114,6 +119,8 @@ class Rollout:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for route_id in self._unrecorded:
+            log.error("the rollback of %s was never recorded: the store did not take it", route_id)
 
     async def refresh(self) -> None:
         try:
@@ -126,6 +133,12 @@ class Rollout:
         if self._store_down:
             log.info("rollout state readable again")
         self._store_down = False
+        for route_id in list(self._unrecorded):
+            stored = states.get(route_id)
+            if stored is not None and stored.state is not RuntimeState.RAMPING:
+                del self._unrecorded[route_id]  # a decision on record stands: this one, or another's
+        if self._unrecorded:
+            states = {**states, **self._unrecorded}
         for route_id in self.states.keys() - states.keys():
             # retried: judge the route on what happens from now on, not on the failures before
             self.stats.pop(route_id, None)
@@ -135,10 +148,21 @@ class Rollout:
         while True:
             await asyncio.sleep(self.poll_interval)
             await self.refresh()
+            await self.record_unrecorded()
             try:
                 await self.check_guards()
             except Exception:
                 log.exception("guard check failed")
+
+    async def record_unrecorded(self) -> None:
+        """Write the rollbacks the store could not take when they were decided."""
+        for route_id, state in list(self._unrecorded.items()):
+            try:
+                await self._record_rollback(route_id, state.reason, state.figures, state.map_sha256)
+            except Exception:
+                return  # still refused: the next poll tries again, and the rollback holds here
+            self._unrecorded.pop(route_id, None)
+            log.info("the rollback of %s is on record now", route_id)
 
     async def check_guards(self) -> None:
         table = self.holder.table
@@ -209,17 +233,28 @@ class Rollout:
         self.metrics.rollbacks.labels(route.id).inc()
         log.warning("route %s rolled back to legacy: %s", route.id, reason)
         try:
-            await asyncio.to_thread(
-                self.store.set_state,
-                route.id,
-                RuntimeState.ROLLED_BACK,
-                reason=reason,
-                figures=figures,
-                actor=GUARD_ACTOR,
-                map_sha256=sha,
-            )
+            await self._record_rollback(route.id, reason, figures, sha)
         except Exception as exc:
-            log.error("could not record the rollback of %s (%s); it holds on this worker", route.id, exc)
+            self._unrecorded[route.id] = state
+            log.error(
+                "could not record the rollback of %s (%s); it holds on this worker, and is "
+                "written when the store takes it",
+                route.id,
+                exc,
+            )
+
+    async def _record_rollback(
+        self, route_id: str, reason: str, figures: Mapping[str, Any], sha: str | None
+    ) -> None:
+        await asyncio.to_thread(
+            self.store.set_state,
+            route_id,
+            RuntimeState.ROLLED_BACK,
+            reason=reason,
+            figures=figures,
+            actor=GUARD_ACTOR,
+            map_sha256=sha,
+        )
 
 
 @functools.lru_cache(maxsize=256)
