@@ -6,6 +6,12 @@ rollback, a manual abort or promotion). Every worker polls the store each
 breach seen by any worker is written to the store (once: the store dedupes) and applied
 locally at once; if the store cannot take the write, the rollback holds on this worker and
 is written at each poll until it is on record, so that a poll of the store does not undo it.
+
+A canary step changes who is served by every worker, and workers learn of it up to a poll
+apart: applied as soon as each worker read it, a user whose requests alternate between two
+workers would go new, legacy, new for that long. So a step names the instant it takes effect
+(`switch_at`, a few polls ahead, by when every worker has read it), and until then every
+worker serves the percentage before it (`from_percent`).
 """
 
 from __future__ import annotations
@@ -58,6 +64,9 @@ class Rollout:
         # rollbacks decided here that the store has not taken yet: they hold over every poll
         self._unrecorded: dict[str, RouteState] = {}
         self.clock = time.time  # wall clock of the store's timestamps (a test may move it)
+        # how far ahead a ramp step takes effect: every worker polls each poll_interval, and
+        # one poll may be slow, so three of them pass before any worker switches
+        self.switch_delay = 3 * poll_interval
 
     # -- per request -------------------------------------------------------------------------
 
@@ -83,11 +92,17 @@ class Rollout:
         state = self.states.get(route.id)
         canary = route.canary
         if state is not None:
-            if state.state is RuntimeState.RAMPING:
+            kind, figures = state.state, state.figures
+            percent = figures.get("percent")
+            switch_at = figures.get("switch_at")
+            if switch_at is not None and state.actor == RAMP_ACTOR and self.clock() < switch_at:
+                # a step that every worker takes at the same instant: until then, the one before
+                kind, percent = RuntimeState.RAMPING, figures.get("from_percent")
+            if kind is RuntimeState.RAMPING:
                 if canary is not None and route.owner is Owner.LEGACY:
-                    canary = _at_percent(canary, state.figures.get("percent"))
+                    canary = _at_percent(canary, percent)
             else:
-                return Owner.LEGACY if state.state in _LEGACY_STATES else Owner.NEW
+                return Owner.LEGACY if kind in _LEGACY_STATES else Owner.NEW
         if canary is not None and route.owner is Owner.LEGACY:
             return Owner.NEW if serves_new(route.id, canary, scope) else Owner.LEGACY
         return route.owner
@@ -203,16 +218,25 @@ class Rollout:
                 map_sha256=sha,
             )
         else:
-            if verdict is None or verdict.decision != "ok" or self.clock() - state.at < canary.step_pause_s:
+            now = self.clock()
+            began = state.figures.get("switch_at", state.at)  # the pause counts from the switch
+            if verdict is None or verdict.decision != "ok" or now - began < canary.step_pause_s:
                 return
             current = state.figures.get("percent", canary.percent)
             later = [p for p in canary.steps if p > current]
             ok = f"guard ok at {current} % for {canary.step_pause_s} s"
+            switch = {"from_percent": current, "switch_at": now + self.switch_delay}
             if later:
-                figures = {**verdict.figures, "percent": later[0], "step": canary.steps.index(later[0]) + 1}
+                figures = {
+                    **verdict.figures,
+                    "percent": later[0],
+                    "step": canary.steps.index(later[0]) + 1,
+                    **switch,
+                }
                 to = RuntimeState.RAMPING
             else:
-                figures, to, ok = dict(verdict.figures), RuntimeState.PROMOTED, ok + ", the last step"
+                figures, to = {**verdict.figures, **switch}, RuntimeState.PROMOTED
+                ok += ", the last step"
             await asyncio.to_thread(
                 self.store.ramp,
                 route.id,

@@ -254,12 +254,15 @@ async def test_canary_steps_advance_only_on_ok_after_the_pause_then_promote(make
         clock[0] = started + 61
         await rollout.check_guards()
         assert rollout.states["ramped"].figures["percent"] == 50
+        assert 0.03 < await traffic(c) < 0.2  # every worker switches at the step's switch_at, not before
+        clock[0] = rollout.states["ramped"].figures["switch_at"]
         assert 0.35 < await traffic(c) < 0.65  # everyone in at 10 % stays in at 50 %
-        clock[0] = rollout.states["ramped"].at + 61
+        clock[0] += 61
         await rollout.check_guards()
         assert rollout.states["ramped"].figures["percent"] == 100
+        clock[0] = rollout.states["ramped"].figures["switch_at"]
         assert await traffic(c) == 1.0
-        clock[0] = rollout.states["ramped"].at + 61
+        clock[0] += 61
         await rollout.check_guards()
     assert store.states()["ramped"].state is RuntimeState.PROMOTED
     kinds = [e.kind for e in store.audit_entries(route_id="ramped")]

@@ -122,3 +122,70 @@ async def test_a_decision_on_record_beats_a_rollback_the_store_has_not_taken(
     assert rollout.states["guarded"].state is RuntimeState.PROMOTED
     assert store.states()["guarded"].actor == "ops"
     assert canary_users(rollout, route) == [f"u{i}" for i in range(100)]
+
+
+RAMP = """\
+version: 1
+routes:
+  - id: ramped
+    path: /items
+    methods: [GET]
+    owner: legacy
+    canary: {percent: 50, sticky: ["header:X-User-Id"], steps: [70, 100], step_pause_s: 60}
+    guard: {min_samples: 5, max_error_rate: 0.5, window_s: 60}
+"""
+
+
+def sides(rollout: Rollout) -> dict[str, Owner]:
+    route = route_of(rollout)
+    return {f"u{i}": rollout.side_for(route, user(f"u{i}"), None) for i in range(200)}
+
+
+async def test_two_workers_take_a_ramp_step_at_the_same_instant(tmp_path: Path) -> None:
+    """Worker a takes the step; worker b reads it a poll later. A user whose requests alternate
+    between the two must not go new, legacy, new meanwhile: both switch at `switch_at`."""
+    a, b = make_rollout(tmp_path, RAMP, "a"), make_rollout(tmp_path, RAMP, "b")
+    clock = [1_000_000.0]
+    for worker in (a, b):
+        worker.clock = lambda: clock[0]
+    await a.check_guards()  # the ramp starts at the map's 50 %
+    await b.refresh()
+    clock[0] = a.states["ramped"].at  # the store's timestamps are wall-clock ones
+    at_50 = sides(a)
+    assert sides(b) == at_50
+    route = route_of(a)
+    for _ in range(5):
+        a.observe(route, Owner.NEW, 200, 1.0)
+    clock[0] += 61
+    await a.check_guards()  # the pause is over and the guard is ok: a takes the step to 70 %
+    step = a.states["ramped"]
+    assert (step.figures["percent"], step.figures["from_percent"]) == (70, 50)
+    assert step.figures["switch_at"] == clock[0] + a.switch_delay == clock[0] + 3
+    assert sides(a) == sides(b) == at_50  # b has not polled yet, and a waits for it
+    await b.refresh()
+    clock[0] = step.figures["switch_at"] - 0.001
+    assert sides(a) == sides(b) == at_50
+    clock[0] = step.figures["switch_at"]
+    at_70 = sides(a)
+    assert sides(b) == at_70
+    assert {u for u, s in at_50.items() if s is Owner.NEW} < {u for u, s in at_70.items() if s is Owner.NEW}
+
+    # the pause before the next step counts from the switch, and the promotion switches alike
+    for _ in range(5):
+        a.observe(route, Owner.NEW, 200, 1.0)
+    clock[0] += 59
+    await a.check_guards()
+    assert a.states["ramped"].figures["percent"] == 70
+    clock[0] += 2
+    await a.check_guards()
+    assert a.states["ramped"].figures["percent"] == 100
+    await b.refresh()
+    assert sides(a) == sides(b) == at_70
+    clock[0] += 61 + 3
+    for _ in range(5):
+        a.observe(route, Owner.NEW, 200, 1.0)
+    await a.check_guards()
+    promoted = a.states["ramped"]
+    assert promoted.state is RuntimeState.PROMOTED and promoted.figures["from_percent"] == 100
+    await b.refresh()
+    assert set(sides(a).values()) == set(sides(b).values()) == {Owner.NEW}
