@@ -10,7 +10,6 @@ import hmac
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from gateway.bridge import LegacyBridge
 from gateway.dashboard import dashboard_router
+from gateway.db import Database, DatabaseError
 from gateway.map_loader import LoadedMap
 from gateway.map_schema import RouteEntry
 from gateway.metrics import GatewayMetrics
@@ -61,27 +61,32 @@ def bearer_token(tokens: Mapping[str, SecretStr]) -> Any:
     return Depends(check)
 
 
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def parity_api(recorder: ParityRecorder, holder: MapHolder) -> APIRouter:
     # plain `def`: FastAPI runs them on its thread pool, so store reads never block the loop
     router = APIRouter(prefix="/_gateway/api/parity")
 
-    def read(view: Callable[[sa.Engine], dict[str, Any]]) -> dict[str, Any]:
+    def read(view: Callable[[Database], dict[str, Any]]) -> dict[str, Any]:
         store = recorder.store
         try:
             store.ensure_schema()  # a gateway that has not flushed yet has an empty store
-            return view(store.engine)
-        except sa.exc.SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            return view(store.db)
+        except DatabaseError as exc:
+            reason = _first_line(exc)
             raise AdminError(503, "store_unavailable", f"the parity store cannot be read: {reason}") from None
 
     @router.get("")
     def parity_overview() -> dict[str, Any]:
-        return read(lambda engine: overview(engine, holder.loaded))
+        return read(lambda db: overview(db, holder.loaded))
 
     @router.get("/{route_id}")
     def parity_route(route_id: str, limit: int = Query(20, ge=1, le=500)) -> dict[str, Any]:
         loaded = holder.loaded
-        detail = read(lambda engine: route_detail(engine, route_id, loaded, limit=limit))
+        detail = read(lambda db: route_detail(db, route_id, loaded, limit=limit))
         in_map = loaded is not None and any(e.id == route_id for e in loaded.map.routes)
         if not (detail["samples"] or detail["skipped"] or detail["noise_runs"] or in_map):
             raise AdminError(404, "not_found", f"no route {route_id!r} in the map nor in the parity store")
@@ -105,8 +110,8 @@ def rollout_api(store: RolloutStore, holder: MapHolder, caller: Any) -> APIRoute
     def use(call: Callable[[], T]) -> T:
         try:
             return call()
-        except (sa.exc.SQLAlchemyError, StoreError) as exc:  # StoreError: its SQLite file deleted
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        except (DatabaseError, StoreError) as exc:  # StoreError: its SQLite file deleted
+            reason = _first_line(exc)
             message = f"the rollout store cannot be used: {reason}"
             raise AdminError(503, "store_unavailable", message) from None
 

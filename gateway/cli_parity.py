@@ -15,9 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from gateway.cli_common import CliError, Handler, _map_path, _settings
+from gateway.db import Database
 from gateway.map_loader import LoadedMap, Problem, load_map
 from gateway.map_schema import Owner
 from gateway.parity import export, report, views
@@ -29,7 +28,7 @@ STORE_HELP = "parity store URL (default: $GATEWAY_STORE_URL, else sqlite:///gate
 MAP_HELP = "the migration map (default: $GATEWAY_MAP_PATH, else ./migration_map.yaml)"
 
 
-def open_store(url: str | None) -> sa.Engine:
+def open_store(url: str | None) -> Database:
     try:
         return report.open_store(url or _settings().store_url)
     except StoreError as exc:
@@ -43,15 +42,15 @@ def _optional_map(args: argparse.Namespace) -> LoadedMap | None:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    engine = open_store(args.store)
+    db = open_store(args.store)
     loaded = _optional_map(args)
     if args.route:
-        detail = views.route_detail(engine, args.route, loaded, limit=args.limit)
+        detail = views.route_detail(db, args.route, loaded, limit=args.limit)
         if not (detail["samples"] or detail["skipped"] or detail["noise_runs"]):
             raise CliError(f"the parity store has no data for route {args.route!r}", code=1)
         print(json.dumps(detail, indent=2) if args.json else route_text(detail, width=_width()))
         return 0
-    data = views.overview(engine, loaded)
+    data = views.overview(db, loaded)
     print(json.dumps(data, indent=2) if args.json else overview_text(data))
     return 0
 
@@ -63,9 +62,9 @@ def _width() -> int:
         return 120
 
 
-def verdicts(loaded: LoadedMap, engine: sa.Engine, route_ids: list[str]) -> list[CutoverVerdict]:
+def verdicts(loaded: LoadedMap, db: Database, route_ids: list[str]) -> list[CutoverVerdict]:
     entries = {e.id: e for e in loaded.map.routes}
-    summaries = report.summaries(engine, route_ids)
+    summaries = report.summaries(db, route_ids)
     return [verdict(summaries[r], loaded.map.cutover_of(entries[r])) for r in route_ids]
 
 
@@ -117,10 +116,10 @@ def cmd_export_test(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else None
     if out is not None and out.exists() and not args.force:
         raise CliError(f"{out} already exists; not overwriting it (use --force to replace it)", code=1)
-    engine = open_store(args.store)
-    summary = report.summaries(engine, [entry.id])[entry.id]
+    db = open_store(args.store)
+    summary = report.summaries(db, [entry.id])[entry.id]
     real = [g.signature for g in summary.signatures if g.real]
-    stored = report.samples(engine, entry.id, signatures=real, limit=10_000) if real else []
+    stored = report.samples(db, entry.id, signatures=real, limit=10_000) if real else []
     written = export.render(
         route_id=entry.id,
         rules=loaded.map.shadow_of(entry),

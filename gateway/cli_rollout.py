@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import sqlalchemy as sa
-
 from gateway.cli_common import CliError, Handler, _map_path, _one_line, _settings
+from gateway.db import DatabaseError
 from gateway.map_loader import LoadedMap, load_map
 from gateway.map_schema import RouteEntry
 from gateway.parity.store import StoreError
@@ -40,8 +39,8 @@ def open_store(url: str | None) -> Iterator[RolloutStore]:
         raise CliError(f"{exc} (set --store or GATEWAY_STORE_URL)") from None
     try:
         yield store
-    except sa.exc.SQLAlchemyError as exc:
-        reason = _one_line(getattr(exc, "orig", None) or exc)
+    except DatabaseError as exc:
+        reason = _one_line(exc)
         raise CliError(f"cannot use the rollout store at {store.where}: {reason}") from None
     finally:
         store.dispose()

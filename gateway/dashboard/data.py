@@ -10,9 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
-
 from gateway.dashboard import figures as fig
+from gateway.db import Database, DatabaseError
 from gateway.map_loader import LoadedMap
 from gateway.map_schema import Owner, RouteEntry
 from gateway.metrics import GatewayMetrics
@@ -77,18 +76,18 @@ class RouteDetail:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
+    text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _read(what: str, call: Callable[[], T]) -> T:
     try:
         return call()
-    except (sa.exc.SQLAlchemyError, StoreError, OSError) as exc:
+    except (DatabaseError, StoreError, OSError) as exc:
         raise Unavailable(f"{what} unavailable: {_reason(exc)}") from None
 
 
-def _parity(recorder: ParityRecorder | None, view: Callable[[sa.Engine], T]) -> T | None:
+def _parity(recorder: ParityRecorder | None, view: Callable[[Database], T]) -> T | None:
     """A view of the parity store; None while nothing was ever written (reading creates no file)."""
     if recorder is None:
         raise Unavailable("parity store unavailable: this gateway has none configured")
@@ -98,7 +97,7 @@ def _parity(recorder: ParityRecorder | None, view: Callable[[sa.Engine], T]) -> 
         if not store.exists():
             return None
         store.ensure_schema()  # a store created by another process may lack a newer table
-        return view(store.engine)
+        return view(store.db)
 
     return _read("parity store", read)
 
@@ -138,7 +137,7 @@ def overview(
     parity_error = rollout_error = None
     audit: tuple[AuditEntry, ...] = ()
     try:
-        parity = _parity(recorder, lambda engine: summaries(engine, ids)) or {}
+        parity = _parity(recorder, lambda db: summaries(db, ids)) or {}
     except Unavailable as exc:
         parity_error, parity = str(exc), None
     try:
@@ -179,7 +178,7 @@ def route(
     detail: dict[str, Any] | None = None
     parity_error = None
     try:
-        detail = _parity(recorder, lambda engine: route_detail(engine, route_id, loaded, limit=SAMPLES))
+        detail = _parity(recorder, lambda db: route_detail(db, route_id, loaded, limit=SAMPLES))
     except Unavailable as exc:
         parity_error = str(exc)
     known = detail is not None and bool(detail["samples"] or detail["skipped"] or detail["noise_runs"])

@@ -387,4 +387,4 @@ class ParityRecorder:
 
 
 def _where(store: ParityStore) -> str:
-    return store.engine.url.render_as_string(hide_password=True)
+    return store.where

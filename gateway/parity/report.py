@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from gateway.compare import FieldKey, Verdict, classify
+from gateway.db import Database, DatabaseError, Row, StoreError, in_list
 from gateway.exchange import DiffKind, Side
 from gateway.parity import latency
 from gateway.parity import schema as t
-from gateway.parity.store import StoreError, create_engine, missing_file
 
 QUANTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 
@@ -127,61 +125,60 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
-def open_store(url: str) -> sa.Engine:
-    """An engine on an existing store: a missing SQLite file or store tables is an error, not empty."""
-    engine = create_engine(url)
-    missing = missing_file(engine)
+def open_store(url: str) -> Database:
+    """The database of an existing store: a missing SQLite file or store tables is an error, not empty."""
+    db = Database(url)
+    missing = db.missing_file()
     if missing is not None:
         raise StoreError(f"no parity store at {missing} (the file does not exist)")
     try:
-        with engine.connect() as conn:
-            present = sa.inspect(conn).has_table(t.routes.name)
-    except sa.exc.SQLAlchemyError as exc:
-        where = engine.url.render_as_string(hide_password=True)
-        raise StoreError(f"cannot read the parity store at {where}: {_first_line(exc)}") from None
+        present = db.has_table(t.routes.name)
+    except DatabaseError as exc:
+        raise StoreError(f"cannot read the parity store at {db.where}: {_first_line(exc)}") from None
     if not present:
-        raise StoreError(f"{engine.url.render_as_string(hide_password=True)} holds no parity store tables")
-    return engine
+        raise StoreError(f"{db.where} holds no parity store tables")
+    return db
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
+    text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def summaries(engine: sa.Engine, route_ids: Sequence[str] | None = None) -> dict[str, RouteSummary]:
+def summaries(db: Database, route_ids: Sequence[str] | None = None) -> dict[str, RouteSummary]:
     """Every route with data (or only `route_ids`, which are always present, empty or not)."""
     out: dict[str, RouteSummary] = {r: RouteSummary(r) for r in route_ids or ()}
+    if route_ids is not None and not route_ids:
+        return out
+    listed, params = ("", {}) if route_ids is None else in_list("route", list(route_ids))
+    where = f" WHERE route_id IN {listed}" if listed else ""
 
-    def only(table: sa.Table) -> sa.Select[Any]:
-        query = sa.select(table)
-        return query if route_ids is None else query.where(table.c.route_id.in_(list(route_ids)))
+    def only(table: str) -> list[Row]:
+        return conn.execute(f"SELECT * FROM {table}{where}", params)
 
     def summary(route_id: str) -> RouteSummary:
         return out.setdefault(route_id, RouteSummary(route_id))
 
-    with engine.connect() as conn:
-        for row in conn.execute(only(t.routes)):
-            s = summary(row.route_id)
-            s.compared, s.exact_matches = row.compared, row.exact_matches
-            s.candidate_errors, s.noise_runs, s.last_at = row.candidate_errors, row.noise_runs, row.last_at
-        for row in conn.execute(only(t.skips)):
-            summary(row.route_id).skipped[row.reason] = row.n
-        for row in conn.execute(only(t.latency)):
-            summary(row.route_id).histograms.setdefault(row.side, {})[row.bucket] = row.n
-        field_rows = list(conn.execute(only(t.fields)))
-        signature_rows = list(conn.execute(only(t.signatures)))
-        s_ = t.samples.c
-        counted = sa.select(s_.route_id, sa.func.count()).group_by(s_.route_id)
-        if route_ids is not None:
-            counted = counted.where(s_.route_id.in_(list(route_ids)))
-        for route_id, n in conn.execute(counted):
-            summary(route_id).stored_samples = int(n)
+    with db.connect() as conn:
+        for row in only(t.routes.name):
+            s = summary(row["route_id"])
+            s.compared, s.exact_matches = row["compared"], row["exact_matches"]
+            s.candidate_errors, s.noise_runs = row["candidate_errors"], row["noise_runs"]
+            s.last_at = row["last_at"]
+        for row in only(t.skips.name):
+            summary(row["route_id"]).skipped[row["reason"]] = row["n"]
+        for row in only(t.latency.name):
+            summary(row["route_id"]).histograms.setdefault(row["side"], {})[row["bucket"]] = row["n"]
+        field_rows = only(t.fields.name)
+        signature_rows = only(t.signatures.name)
+        counted = f"SELECT route_id, count(*) AS n FROM parity_samples{where} GROUP BY route_id"
+        for row in conn.execute(counted, params):
+            summary(row["route_id"]).stored_samples = int(row["n"])
     by_route: dict[str, tuple[dict[FieldKey, int], dict[FieldKey, int]]] = {}
     for row in field_rows:
-        candidate, noise = by_route.setdefault(row.route_id, ({}, {}))
-        key = (row.path, DiffKind(row.kind))
-        candidate[key], noise[key] = row.candidate_n, row.noise_n
+        candidate, noise = by_route.setdefault(row["route_id"], ({}, {}))
+        key = (row["path"], DiffKind(row["kind"]))
+        candidate[key], noise[key] = row["candidate_n"], row["noise_n"]
     noise_fields: dict[str, frozenset[FieldKey]] = {}
     for route_id, (candidate, noise) in by_route.items():
         s = summary(route_id)
@@ -191,11 +188,12 @@ def summaries(engine: sa.Engine, route_ids: Sequence[str] | None = None) -> dict
             real = v.verdict is Verdict.REAL
             s.fields.append(FieldVerdict(v.path, v.kind.value, v.count, noise.get((v.path, v.kind), 0), real))
     for row in signature_rows:
-        keys = tuple((str(p), str(k)) for p, k in json.loads(row.fields))
-        noisy = noise_fields.get(row.route_id, frozenset())
+        keys = tuple((str(p), str(k)) for p, k in json.loads(row["fields"]))
+        noisy = noise_fields.get(row["route_id"], frozenset())
         # a comparison matched when every field it differed in is noise (and it differed in some)
         real = not keys or any((p, DiffKind(k)) not in noisy for p, k in keys)
-        summary(row.route_id).signatures.append(SignatureCount(row.signature, keys, row.n, row.last_at, real))
+        signature = SignatureCount(row["signature"], keys, row["n"], row["last_at"], real)
+        summary(row["route_id"]).signatures.append(signature)
     for s in out.values():
         s.fields.sort(key=lambda f: (-f.candidate_n, f.path, f.kind))
         s.signatures.sort(key=lambda g: (-g.n, g.signature))
@@ -228,26 +226,29 @@ class StoredSample:
 
 
 def samples(
-    engine: sa.Engine, route_id: str, *, signatures: Sequence[str] | None = None, limit: int = 100
+    db: Database, route_id: str, *, signatures: Sequence[str] | None = None, limit: int = 100
 ) -> list[StoredSample]:
     """The route's stored samples, newest first (only those of `signatures` when given)."""
-    c = t.samples.c
-    query = sa.select(t.samples).where(c.route_id == route_id).order_by(c.id.desc()).limit(limit)
+    if signatures is not None and not signatures:
+        return []
+    where, params = "route_id = :route_id", {"route_id": route_id, "limit": limit}
     if signatures is not None:
-        query = query.where(c.signature.in_(list(signatures)))
-    with engine.connect() as conn:
-        rows = list(conn.execute(query))
+        listed, named = in_list("signature", list(signatures))
+        where, params = f"{where} AND signature IN {listed}", params | named
+    with db.connect() as conn:
+        query = f"SELECT * FROM parity_samples WHERE {where} ORDER BY id DESC LIMIT :limit"
+        rows = conn.execute(query, params)
     return [
         StoredSample(
-            id=row.id,
-            route_id=row.route_id,
-            signature=row.signature,
-            created_at=row.created_at,
-            owner_side=Side(row.owner_side),
-            request=json.loads(row.request),
-            owner=json.loads(row.owner),
-            candidate=json.loads(row.candidate),
-            differences=json.loads(row.differences),
+            id=row["id"],
+            route_id=row["route_id"],
+            signature=row["signature"],
+            created_at=row["created_at"],
+            owner_side=Side(row["owner_side"]),
+            request=json.loads(row["request"]),
+            owner=json.loads(row["owner"]),
+            candidate=json.loads(row["candidate"]),
+            differences=json.loads(row["differences"]),
         )
         for row in rows
     ]

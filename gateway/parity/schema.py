@@ -1,4 +1,4 @@
-"""Tables of the parity store (SQLAlchemy Core, own MetaData, created on open).
+"""Tables of the parity store, created on first write (gateway.db.Table: plain DDL).
 
 Counters are additive: every writer (worker, instance) adds its increments with an upsert,
 so one store can take several gateways. Nothing here is derived: whether a comparison
@@ -8,80 +8,89 @@ comparisons are re-judged as noise knowledge grows.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-metadata = sa.MetaData()
+from gateway.db import Table
 
 ROUTE_ID = 128
 PATH = 512
 SIGNATURE = 256
+SCHEMA_LOCK = int.from_bytes(b"parity", "big")  # any constant: the advisory lock of schema creation
 
-routes = sa.Table(
+routes = Table(
     "parity_routes",
-    metadata,
-    sa.Column("route_id", sa.String(ROUTE_ID), primary_key=True),
-    sa.Column("compared", sa.BigInteger, nullable=False),  # both sides answered and were compared
-    sa.Column("exact_matches", sa.BigInteger, nullable=False),  # compared without any difference
-    sa.Column("candidate_errors", sa.BigInteger, nullable=False),  # the candidate failed to answer
-    sa.Column("noise_runs", sa.BigInteger, nullable=False),  # owner-vs-owner comparisons
-    sa.Column("last_at", sa.Float, nullable=False),  # epoch seconds of the newest record
+    (
+        f"route_id VARCHAR({ROUTE_ID}) NOT NULL",
+        "compared BIGINT NOT NULL",  # both sides answered and were compared
+        "exact_matches BIGINT NOT NULL",  # compared without any difference
+        "candidate_errors BIGINT NOT NULL",  # the candidate failed to answer
+        "noise_runs BIGINT NOT NULL",  # owner-vs-owner comparisons
+        "last_at FLOAT NOT NULL",  # epoch seconds of the newest record
+    ),
+    key=("route_id",),
 )
 
-skips = sa.Table(
+skips = Table(
     "parity_skips",
-    metadata,
-    sa.Column("route_id", sa.String(ROUTE_ID), primary_key=True),
-    sa.Column("reason", sa.String(64), primary_key=True),
-    sa.Column("n", sa.BigInteger, nullable=False),
+    (f"route_id VARCHAR({ROUTE_ID}) NOT NULL", "reason VARCHAR(64) NOT NULL", "n BIGINT NOT NULL"),
+    key=("route_id", "reason"),
 )
 
 # one row per distinct set of differing fields: how many comparisons had exactly that set
-signatures = sa.Table(
+signatures = Table(
     "parity_signatures",
-    metadata,
-    sa.Column("route_id", sa.String(ROUTE_ID), primary_key=True),
-    sa.Column("signature", sa.String(SIGNATURE), primary_key=True),
-    sa.Column("fields", sa.Text, nullable=False),  # JSON list of [path, kind]
-    sa.Column("n", sa.BigInteger, nullable=False),
-    sa.Column("last_at", sa.Float, nullable=False),
+    (
+        f"route_id VARCHAR({ROUTE_ID}) NOT NULL",
+        f"signature VARCHAR({SIGNATURE}) NOT NULL",
+        "fields TEXT NOT NULL",  # JSON list of [path, kind]
+        "n BIGINT NOT NULL",
+        "last_at FLOAT NOT NULL",
+    ),
+    key=("route_id", "signature"),
 )
 
 # per field: in how many comparisons it differed (candidate) and in how many noise runs
-fields = sa.Table(
+fields = Table(
     "parity_fields",
-    metadata,
-    sa.Column("route_id", sa.String(ROUTE_ID), primary_key=True),
-    sa.Column("path", sa.String(PATH), primary_key=True),
-    sa.Column("kind", sa.String(16), primary_key=True),
-    sa.Column("candidate_n", sa.BigInteger, nullable=False),
-    sa.Column("noise_n", sa.BigInteger, nullable=False),
+    (
+        f"route_id VARCHAR({ROUTE_ID}) NOT NULL",
+        f"path VARCHAR({PATH}) NOT NULL",
+        "kind VARCHAR(16) NOT NULL",
+        "candidate_n BIGINT NOT NULL",
+        "noise_n BIGINT NOT NULL",
+    ),
+    key=("route_id", "path", "kind"),
 )
 
 # fixed log-spaced buckets (gateway.parity.latency): bounded size, percentiles at report time
-latency = sa.Table(
+latency = Table(
     "parity_latency",
-    metadata,
-    sa.Column("route_id", sa.String(ROUTE_ID), primary_key=True),
-    sa.Column("side", sa.String(8), primary_key=True),  # legacy | new
-    sa.Column("bucket", sa.Integer, primary_key=True),
-    sa.Column("n", sa.BigInteger, nullable=False),
+    (
+        f"route_id VARCHAR({ROUTE_ID}) NOT NULL",
+        "side VARCHAR(8) NOT NULL",  # legacy | new
+        "bucket INTEGER NOT NULL",
+        "n BIGINT NOT NULL",
+    ),
+    key=("route_id", "side", "bucket"),
 )
 
 # redacted examples: at most N per (route, signature), a global cap and a maximum age
-samples = sa.Table(
+samples = Table(
     "parity_samples",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("route_id", sa.String(ROUTE_ID), nullable=False),
-    sa.Column("signature", sa.String(SIGNATURE), nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("owner_side", sa.String(8), nullable=False),
-    sa.Column("request", sa.Text, nullable=False),  # JSON, see gateway.parity.redact
-    sa.Column("owner", sa.Text, nullable=False),
-    sa.Column("candidate", sa.Text, nullable=False),
-    sa.Column("differences", sa.Text, nullable=False),
-    sa.Index("ix_parity_samples_route_signature", "route_id", "signature", "id"),
-    sa.Index("ix_parity_samples_created_at", "created_at"),
+    (
+        "id {serial} NOT NULL",
+        f"route_id VARCHAR({ROUTE_ID}) NOT NULL",
+        f"signature VARCHAR({SIGNATURE}) NOT NULL",
+        "created_at FLOAT NOT NULL",
+        "owner_side VARCHAR(8) NOT NULL",
+        "request TEXT NOT NULL",  # JSON, see gateway.parity.redact
+        "owner TEXT NOT NULL",
+        "candidate TEXT NOT NULL",
+        "differences TEXT NOT NULL",
+    ),
+    key=("id",),
+    indexes=(
+        ("ix_parity_samples_created_at", "created_at"),
+        ("ix_parity_samples_route_signature", "route_id, signature, id"),
+    ),
 )
 
-COUNTER_TABLES = (routes, skips, signatures, fields, latency)
+TABLES = (routes, skips, signatures, fields, latency, samples)

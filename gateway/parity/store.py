@@ -8,48 +8,16 @@ so two writers touching the same keys lock them in the same order and never dead
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.schema import CreateIndex, CreateTable
-
+from gateway.db import Connection, Database, StoreError, Table
 from gateway.parity import schema as t
 
+__all__ = ["Batch", "ParityStore", "Retention", "RouteCounts", "StoreError", "dumps"]
+
 _ROUTE_COUNTS = ("compared", "exact_matches", "candidate_errors", "noise_runs")
-_SCHEMA_LOCK = int.from_bytes(b"parity", "big")  # any constant: the advisory lock of schema creation
-_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
-
-
-class StoreError(Exception):
-    """The store URL names a database the parity store cannot use."""
-
-
-def create_engine(url: str) -> sa.Engine:
-    """An engine for a store URL: `sqlite:///file.db` or `postgresql://...` (psycopg 3)."""
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise StoreError(f"invalid store URL {url!r}: {exc}") from None
-    parsed = parsed.set(drivername=_DRIVERS.get(parsed.drivername, parsed.drivername))
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        # several processes may share the file: wait for a lock rather than fail at once
-        return sa.create_engine(parsed, connect_args={"timeout": 15})
-    if backend == "postgresql":
-        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=2, connect_args={"connect_timeout": 3})
-    raise StoreError(f"the parity store runs on SQLite or PostgreSQL, not {backend!r} ({url})")
-
-
-def missing_file(engine: sa.Engine) -> str | None:
-    """The path of the engine's SQLite file when it does not exist; None otherwise."""
-    database = engine.url.database
-    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    return None if os.path.exists(database) else database
 
 
 @dataclass(slots=True)
@@ -111,25 +79,23 @@ class Retention:
 class ParityStore:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = create_engine(url)
+        self.db = Database(url)
         self._created = False
+
+    @property
+    def where(self) -> str:
+        """The store's URL without its password, for messages."""
+        return self.db.where
 
     def exists(self) -> bool:
         """False only for a SQLite file not created yet (nothing was ever written there)."""
-        return missing_file(self.engine) is None
+        return self.db.missing_file() is None
 
     def ensure_schema(self) -> None:
         """Create what is missing; safe when several writers start at once."""
         if self._created:
             return
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # concurrent CREATE ... IF NOT EXISTS can still collide in the catalog: one at a time
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
-            for table in t.metadata.sorted_tables:
-                conn.execute(CreateTable(table, if_not_exists=True))
-                for index in sorted(table.indexes, key=lambda i: str(i.name)):
-                    conn.execute(CreateIndex(index, if_not_exists=True))
+        self.db.create(t.TABLES, lock_key=t.SCHEMA_LOCK)
         self._created = True
 
     def write(self, batch: Batch, *, per_signature: int, retention: Retention | None = None) -> None:
@@ -145,7 +111,7 @@ class ParityStore:
         anew, a server restored): the next use opens new connections and checks the schema
         again, instead of failing for ever on connections to what is gone."""
         self._created = False
-        self.engine.dispose()
+        self.db.dispose()
 
     def _write(self, batch: Batch, per_signature: int, retention: Retention | None) -> None:
         self.ensure_schema()
@@ -174,29 +140,28 @@ class ParityStore:
                 ("n",),
             ),
         ]
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             for table, rows, add in counters:
                 _upsert(conn, table, rows, add=add)
             if batch.samples:
-                conn.execute(t.samples.insert(), batch.samples)
+                conn.executemany(_INSERT_SAMPLE, batch.samples)
                 touched = sorted({(s["route_id"], s["signature"]) for s in batch.samples})
                 _trim(conn, touched, per_signature)
             if retention is not None:
                 _prune(conn, retention)
 
     def sample_counts(self) -> dict[tuple[str, str], int]:
-        s = t.samples.c
-        query = sa.select(s.route_id, s.signature, sa.func.count()).group_by(s.route_id, s.signature)
+        query = "SELECT route_id, signature, count(*) AS n FROM parity_samples GROUP BY route_id, signature"
         try:
             self.ensure_schema()
-            with self.engine.connect() as conn:
-                return {(r, sig): int(n) for r, sig, n in conn.execute(query)}
+            with self.db.connect() as conn:
+                return {(r["route_id"], r["signature"]): int(r["n"]) for r in conn.execute(query)}
         except Exception:
             self.reconnect()
             raise
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        self.db.dispose()
 
 
 def _counts(c: RouteCounts) -> dict[str, Any]:
@@ -209,46 +174,51 @@ def _counts(c: RouteCounts) -> dict[str, Any]:
     }
 
 
-def _upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, add: Sequence[str]) -> None:
+_SAMPLE_COLUMNS = (
+    "route_id", "signature", "created_at", "owner_side", "request", "owner", "candidate", "differences"
+)
+_INSERT_SAMPLE = (
+    f"INSERT INTO parity_samples ({', '.join(_SAMPLE_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _SAMPLE_COLUMNS)})"
+)
+
+
+def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], *, add: Sequence[str]) -> None:
+    """`INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n`: the same SQL on both databases."""
     if not rows:
         return
-    name = conn.dialect.name
-    if name == "postgresql":
-        stmt: Any = postgresql.insert(table)
-    elif name == "sqlite":
-        stmt = sqlite.insert(table)
-    else:  # create_engine refuses other databases; an engine given from outside might not
-        raise StoreError(f"the parity store cannot write to {name!r}")
-    updates: dict[str, Any] = {c: table.c[c] + stmt.excluded[c] for c in add}
-    if "last_at" in table.c:  # the newest time wins, whichever writer comes last
-        newer = stmt.excluded.last_at > table.c.last_at
-        updates["last_at"] = sa.case((newer, stmt.excluded.last_at), else_=table.c.last_at)
-    keys = [c.name for c in table.primary_key.columns]
-    rows = sorted(rows, key=lambda row: tuple(row[k] for k in keys))
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+    name, columns = table.name, list(rows[0])
+    updates = [f"{c} = {name}.{c} + excluded.{c}" for c in add]
+    if "last_at" in columns:  # the newest time wins, whichever writer comes last
+        newer = f"excluded.last_at > {name}.last_at"
+        updates.append(f"last_at = CASE WHEN {newer} THEN excluded.last_at ELSE {name}.last_at END")
+    sql = (
+        f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {', '.join(updates)}"
+    )
+    conn.executemany(sql, sorted(rows, key=lambda row: tuple(row[k] for k in table.key)))
 
 
-def _trim(conn: sa.Connection, keys: Iterable[tuple[str, str]], keep: int) -> None:
+# the samples of one (route, signature) from the `keep`-th on, in id order (none when fewer)
+_TRIM = (
+    "DELETE FROM parity_samples WHERE route_id = :route_id AND signature = :signature AND id >= ("
+    "SELECT id FROM parity_samples WHERE route_id = :route_id AND signature = :signature "
+    "ORDER BY id LIMIT 1 OFFSET :keep)"
+)
+
+
+def _trim(conn: Connection, keys: Iterable[tuple[str, str]], keep: int) -> None:
     """At most `keep` samples per (route, signature): the first ones stay, later extras go."""
-    s = t.samples.c
-    for route_id, signature in keys:
-        extra = (
-            sa.select(s.id)
-            .where(s.route_id == route_id, s.signature == signature)
-            .order_by(s.id)
-            .offset(keep)
-        )
-        conn.execute(sa.delete(t.samples).where(s.id.in_(extra.scalar_subquery())))
+    conn.executemany(_TRIM, [{"route_id": r, "signature": s, "keep": keep} for r, s in keys])
 
 
-def _prune(conn: sa.Connection, retention: Retention) -> None:
-    s = t.samples.c
-    conn.execute(sa.delete(t.samples).where(s.created_at < retention.oldest))
+def _prune(conn: Connection, retention: Retention) -> None:
+    conn.execute("DELETE FROM parity_samples WHERE created_at < :oldest", {"oldest": retention.oldest})
     cutoff = conn.execute(
-        sa.select(s.id).order_by(s.id.desc()).offset(retention.max_samples).limit(1)
-    ).scalar_one_or_none()
-    if cutoff is not None:
-        conn.execute(sa.delete(t.samples).where(s.id <= cutoff))
+        "SELECT id FROM parity_samples ORDER BY id DESC LIMIT 1 OFFSET :n", {"n": retention.max_samples}
+    )
+    if cutoff:
+        conn.execute("DELETE FROM parity_samples WHERE id <= :id", {"id": cutoff[0]["id"]})
 
 
 def dumps(value: Any) -> str:

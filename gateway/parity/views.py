@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
+from gateway.db import Database
 from gateway.map_loader import LoadedMap
 from gateway.parity.cutover import verdict
 from gateway.parity.report import RouteSummary, iso, samples, summaries
@@ -20,17 +19,17 @@ def _with_cutover(summary: RouteSummary, loaded: LoadedMap | None) -> dict[str, 
     return out
 
 
-def overview(engine: sa.Engine, loaded: LoadedMap | None = None) -> dict[str, Any]:
+def overview(db: Database, loaded: LoadedMap | None = None) -> dict[str, Any]:
     """Every route with data; with a map, each one's owner and cut-over verdict too."""
-    return {"routes": [_with_cutover(s, loaded) for s in summaries(engine).values()]}
+    return {"routes": [_with_cutover(s, loaded) for s in summaries(db).values()]}
 
 
 def route_detail(
-    engine: sa.Engine, route_id: str, loaded: LoadedMap | None = None, *, limit: int = 20
+    db: Database, route_id: str, loaded: LoadedMap | None = None, *, limit: int = 20
 ) -> dict[str, Any]:
     """One route: its summary, every field verdict, every signature, the newest samples."""
-    summary = summaries(engine, [route_id])[route_id]
-    stored = samples(engine, route_id, limit=limit)
+    summary = summaries(db, [route_id])[route_id]
+    stored = samples(db, route_id, limit=limit)
     out = _with_cutover(summary, loaded)
     out["fields"] = [f.as_json(summary.compared, summary.noise_runs) for f in summary.fields]
     out["signatures"] = [

@@ -16,11 +16,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-
+from gateway.db import Connection, Database, Row, StoreError
 from gateway.map_loader import LoadedMap
-from gateway.parity.store import StoreError, dumps, missing_file
+from gateway.parity.store import dumps
 from gateway.rollout import store_schema as t
 from gateway.rollout.model import AUDIT_KIND_OF, SUMMARY_OF, AuditEntry, AuditKind, RouteState, RuntimeState
 from gateway.rollout.store_changes import change_summary, diff_snapshots, map_changes, serving_snapshot
@@ -33,8 +31,7 @@ class RolloutStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = t.open_engine(url)
-        self._writer = self.engine.execution_options(**{t.IMMEDIATE: True})
+        self.db = Database(url)
         self._schema_lock = threading.Lock()
         self._created = False
         self._seen = False  # the SQLite file existed once: its absence now is an outage
@@ -42,19 +39,18 @@ class RolloutStore:
     @property
     def where(self) -> str:
         """The store's URL without its password, for messages."""
-        return self.engine.url.render_as_string(hide_password=True)
+        return self.db.where
 
     def exists(self) -> bool:
         """False only for a SQLite file not created yet: nothing was ever recorded there."""
-        return missing_file(self.engine) is None
+        return self.db.missing_file() is None
 
     def ensure_schema(self) -> None:
         if self._created:
             return
         with self._schema_lock:
             if not self._created:
-                with self._writer.begin() as conn:
-                    t.create_tables(conn)
+                self.db.create(t.TABLES, lock_key=t.SCHEMA_LOCK)
                 self._created = True
 
     # -- reads -------------------------------------------------------------------------------
@@ -72,11 +68,11 @@ class RolloutStore:
         self._seen = True
         try:
             self.ensure_schema()
-            with self.engine.connect() as conn:
-                rows = conn.execute(sa.select(t.state)).mappings().all()
+            with self.db.connect() as conn:
+                rows = conn.execute("SELECT * FROM rollout_state")
         except Exception:
             self._created = False  # a database made anew lacks the tables: check them again
-            self.engine.dispose()
+            self.db.dispose()
             raise
         return {row["route_id"]: _route_state(row) for row in rows}
 
@@ -84,7 +80,7 @@ class RolloutStore:
         if not self.exists():
             return None
         self.ensure_schema()
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return _get(conn, route_id)
 
     def audit_entries(self, *, route_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
@@ -92,12 +88,10 @@ class RolloutStore:
         if not self.exists():
             return []
         self.ensure_schema()
-        a = t.audit.c
-        query = sa.select(t.audit).order_by(a.id.desc()).limit(limit)
-        if route_id is not None:
-            query = query.where(a.route_id == route_id)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
+        where = "" if route_id is None else " WHERE route_id = :route_id"
+        query = f"SELECT * FROM rollout_audit{where} ORDER BY id DESC LIMIT :limit"
+        with self.db.connect() as conn:
+            rows = conn.execute(query, {"route_id": route_id, "limit": limit})
         return [
             AuditEntry(
                 id=row["id"],
@@ -130,27 +124,18 @@ class RolloutStore:
         new = RouteState(route_id, state, reason, _finite(figures), actor, time.time(), map_sha256)
         row = _state_row(new)
         self.ensure_schema()
-        with self._writer.begin() as conn:
-            insert = _insert(conn, t.state).values(row)
-            previous: RouteState | None = None
+        with self.db.begin() as conn:
+            previous = _get(conn, route_id)
             if state is RuntimeState.ROLLED_BACK:
-                previous = _get(conn, route_id)
-                # RETURNING, not rowcount: psycopg reports no rowcount for this statement.
-                # A ramp in progress is replaced; any other decision stands.
-                update = {k: v for k, v in row.items() if k != "route_id"}
-                claim = insert.on_conflict_do_update(
-                    index_elements=["route_id"],
-                    set_=update,
-                    where=t.state.c.state == RuntimeState.RAMPING.value,
-                )
-                if conn.execute(claim.returning(t.state.c.route_id)).first() is None:
+                # RETURNING tells whether the row was written. A ramp in progress is replaced;
+                # any other decision stands.
+                claim = f"{_UPSERT_STATE} WHERE rollout_state.state = :ramping RETURNING route_id"
+                if not conn.execute(claim, {**row, "ramping": RuntimeState.RAMPING.value}):
                     existing = _get(conn, route_id)
                     assert existing is not None, "a conflicting row is there: nothing deletes it but a retry"
                     return existing
             else:
-                previous = _get(conn, route_id)
-                update = {k: v for k, v in row.items() if k != "route_id"}
-                conn.execute(insert.on_conflict_do_update(index_elements=["route_id"], set_=update))
+                conn.execute(_UPSERT_STATE, row)
             did, effect = SUMMARY_OF[state]
             summary = f"{route_id} {did} by {actor}{effect}"
             if reason:
@@ -179,21 +164,18 @@ class RolloutStore:
         new = RouteState(route_id, RuntimeState(to), reason, _finite(figures), actor, time.time(), map_sha256)
         row = _state_row(new)
         self.ensure_schema()
-        with self._writer.begin() as conn:
+        with self.db.begin() as conn:
             previous = _get(conn, route_id)
             if since is None:
-                stmt = _insert(conn, t.state).values(row).on_conflict_do_nothing(index_elements=["route_id"])
+                stmt = f"{_INSERT_STATE} ON CONFLICT (route_id) DO NOTHING RETURNING route_id"
+                params = row
             else:
                 stmt = (
-                    sa.update(t.state)
-                    .where(
-                        t.state.c.route_id == route_id,
-                        t.state.c.state == RuntimeState.RAMPING.value,
-                        t.state.c.at == since,
-                    )
-                    .values({k: v for k, v in row.items() if k != "route_id"})
+                    f"UPDATE rollout_state SET {_SET_STATE} WHERE route_id = :route_id "
+                    "AND state = :ramping AND at = :since RETURNING route_id"
                 )
-            if conn.execute(stmt.returning(t.state.c.route_id)).first() is None:
+                params = {**row, "ramping": RuntimeState.RAMPING.value, "since": since}
+            if not conn.execute(stmt, params):
                 return None
             did = (
                 "promoted: the new side serves every request"
@@ -211,15 +193,12 @@ class RolloutStore:
         if not self.exists():
             return False
         self.ensure_schema()
-        with self._writer.begin() as conn:
-            deleted = (
-                conn.execute(sa.delete(t.state).where(t.state.c.route_id == route_id).returning(*t.state.c))
-                .mappings()
-                .first()
-            )
-            if deleted is None:  # none, or another retry took it first: that one is on record
+        with self.db.begin() as conn:
+            delete = "DELETE FROM rollout_state WHERE route_id = :route_id RETURNING *"
+            deleted = conn.execute(delete, {"route_id": route_id})
+            if not deleted:  # none, or another retry took it first: that one is on record
                 return False
-            was = _route_state(deleted)
+            was = _route_state(deleted[0])
             summary = f"{route_id} retried by {actor}: it follows the map again (was {was.state.value}"
             summary += f": {was.reason})" if was.reason else ")"
             if reason:
@@ -241,15 +220,13 @@ class RolloutStore:
         if old is None and not self.exists():
             return
         self.ensure_schema()
-        a = t.audit.c
-        with self._writer.begin() as conn:
-            last = conn.execute(
-                sa.select(a.id, a.details)
-                .where(a.kind == AuditKind.MAP_RELOAD.value)
-                .order_by(a.id.desc())
-                .limit(1)
-            ).first()
-            last_details: dict[str, Any] = json.loads(last.details) if last is not None else {}
+        with self.db.begin() as conn:
+            found = conn.execute(
+                "SELECT id, details FROM rollout_audit WHERE kind = :kind ORDER BY id DESC LIMIT 1",
+                {"kind": AuditKind.MAP_RELOAD.value},
+            )
+            last = found[0] if found else None
+            last_details: dict[str, Any] = json.loads(last["details"]) if last is not None else {}
             if last_details.get("new_sha256") == new.sha256:
                 return  # another worker or instance recorded it, or a restart on the map on record
             old_sha: str | None = old.sha256 if old is not None else last_details.get("new_sha256")
@@ -266,7 +243,7 @@ class RolloutStore:
                 "changes": changes,
                 "snapshot": snapshot,
             }
-            key = f"map:{last.id if last is not None else 0}:{new.sha256}"
+            key = f"map:{last['id'] if last is not None else 0}:{new.sha256}"
             _audit(
                 conn,
                 AuditKind.MAP_RELOAD,
@@ -279,16 +256,12 @@ class RolloutStore:
             )
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        self.db.dispose()
 
 
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    name = conn.dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise StoreError(f"the rollout store cannot write to {name!r}")
+_SET_STATE = ", ".join(f"{c} = :{c}" for c in t.STATE_COLUMNS if c != "route_id")
+_INSERT_STATE = t.insert(t.state, t.STATE_COLUMNS)
+_UPSERT_STATE = f"{_INSERT_STATE} ON CONFLICT (route_id) DO UPDATE SET {_SET_STATE}"
 
 
 def _finite(figures: Mapping[str, Any]) -> dict[str, Any]:
@@ -308,7 +281,7 @@ def _state_row(s: RouteState) -> dict[str, Any]:
     }
 
 
-def _route_state(row: sa.RowMapping) -> RouteState:
+def _route_state(row: Row) -> RouteState:
     return RouteState(
         route_id=row["route_id"],
         state=RuntimeState(row["state"]),
@@ -320,13 +293,13 @@ def _route_state(row: sa.RowMapping) -> RouteState:
     )
 
 
-def _get(conn: sa.Connection, route_id: str) -> RouteState | None:
-    row = conn.execute(sa.select(t.state).where(t.state.c.route_id == route_id)).mappings().first()
-    return _route_state(row) if row is not None else None
+def _get(conn: Connection, route_id: str) -> RouteState | None:
+    rows = conn.execute("SELECT * FROM rollout_state WHERE route_id = :route_id", {"route_id": route_id})
+    return _route_state(rows[0]) if rows else None
 
 
 def _audit(
-    conn: sa.Connection,
+    conn: Connection,
     kind: AuditKind,
     route_id: str | None,
     actor: str,
@@ -345,7 +318,7 @@ def _audit(
         "details": dumps(details),
         "dedupe_key": dedupe_key,
     }
-    stmt = _insert(conn, t.audit).values(row)
+    stmt = t.insert(t.audit, t.AUDIT_COLUMNS)
     if dedupe_key is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
-    conn.execute(stmt)
+        stmt += " ON CONFLICT (dedupe_key) DO NOTHING"
+    conn.execute(stmt, row)

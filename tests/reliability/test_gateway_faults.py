@@ -9,12 +9,13 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from gateway.app import Gateway
+from gateway.db import DatabaseError
 from gateway.parity import schema
 from gateway.rollout.state import RuntimeState
 from tests.gateway.parity.support import route_row, table_rows
@@ -134,7 +135,7 @@ routes:
 def compared(url: str) -> int:
     try:
         return sum(r["compared"] for r in table_rows(url, schema.routes))
-    except sa.exc.OperationalError:
+    except DatabaseError:
         return -1
 
 
@@ -216,9 +217,9 @@ async def test_a_removed_sqlite_store_drops_and_counts_then_catches_up_when_it_r
 async def test_a_postgres_store_that_goes_away_and_comes_back_catches_up(
     tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = sa.make_url(pg_url.replace("postgresql+psycopg://", "postgresql://", 1))
-    forwarder = TcpForwarder((real.host or "127.0.0.1", real.port or 5432))
-    url = pg_url.replace(f"{real.host}:{real.port}", f"127.0.0.1:{forwarder.port}")
+    real = urlsplit(pg_url)
+    forwarder = TcpForwarder((real.hostname or "127.0.0.1", real.port or 5432))
+    url = pg_url.replace(f"{real.hostname}:{real.port}", f"127.0.0.1:{forwarder.port}")
     forwarder.up()
     try:
         async with running_gateway(tmp_path, STORE_MAP, store_url=url, store_flush_interval=0.05) as gw, \

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import sqlalchemy as sa
-
+from gateway.db import Database, Table
 from gateway.exchange import Capture, CapturedRequest, Difference, DiffKind, Side
 from gateway.parity import schema
 from gateway.parity.recorder import ParityRecorder
@@ -64,16 +63,16 @@ def compare_once(
     )
 
 
-def table_rows(url: str, table: sa.Table) -> list[dict[str, Any]]:
+def table_rows(url: str, table: Table) -> list[dict[str, Any]]:
     """Rows of one table; [] when the store has not even been created."""
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    db = Database(url)
     try:
-        with engine.connect() as conn:
-            if not sa.inspect(conn).has_table(table.name):
-                return []
-            return [dict(row._mapping) for row in conn.execute(sa.select(table))]
+        if not db.has_table(table.name):
+            return []
+        with db.connect() as conn:
+            return conn.execute(f"SELECT * FROM {table.name}")
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 def route_row(url: str, route_id: str = "items.get") -> dict[str, Any] | None:
@@ -82,4 +81,4 @@ def route_row(url: str, route_id: str = "items.get") -> dict[str, Any] | None:
 
 def everything_stored(url: str) -> str:
     """Every value of every row of every parity table, as one text to search."""
-    return "\n".join(repr(row) for table in schema.metadata.sorted_tables for row in table_rows(url, table))
+    return "\n".join(repr(row) for table in schema.TABLES for row in table_rows(url, table))

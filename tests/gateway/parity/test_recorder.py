@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from gateway.compare import signature
+from gateway.db import Database
 from gateway.exchange import DiffKind, Side
 from gateway.parity import latency, schema
 from gateway.parity.store import ParityStore
@@ -26,14 +26,10 @@ pytestmark = pytest.mark.anyio
 def count_statements(store: ParityStore) -> dict[str, int]:
     seen = {"execute": 0, "commit": 0}
 
-    def executed(*_: object) -> None:
-        seen["execute"] += 1
+    def executed(sql: str) -> None:
+        seen["commit" if sql == "COMMIT" else "execute"] += 1
 
-    def committed(*_: object) -> None:
-        seen["commit"] += 1
-
-    sa.event.listen(store.engine, "before_cursor_execute", executed)
-    sa.event.listen(store.engine, "commit", committed)
+    store.db.hooks.append(executed)
     return seen
 
 
@@ -222,15 +218,15 @@ def late_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
         return
     base = str(request.getfixturevalue("pg_base_url"))
     schema_name = f"t_late_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base)
+    admin = Database(base)
 
     def create() -> None:
         with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema_name}"'))
+            conn.execute(f'CREATE SCHEMA "{schema_name}"')
 
     yield f"{base}?options=-csearch_path%3D{schema_name}", create
     with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema_name}" CASCADE'))
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema_name}" CASCADE')
     admin.dispose()
 
 

@@ -92,7 +92,7 @@ def test_unknown_routes_exit_2_and_say_which_routes_exist(cli: Run) -> None:
 
 def test_a_store_that_cannot_be_reached_exits_2(cli: Run) -> None:
     code, _, err = cli("rollout", "abort", "users.get", "--store", "postgresql://postgres@127.0.0.1:1/none")
-    assert code == 2 and "cannot use the rollout store at postgresql+psycopg://postgres@127.0.0.1:1/none" in err
+    assert code == 2 and "cannot use the rollout store at postgresql://postgres@127.0.0.1:1/none" in err
     code, _, err = cli("audit", "--store", "mysql://x@localhost/db")
     assert code == 2 and "runs on SQLite or PostgreSQL" in err
 

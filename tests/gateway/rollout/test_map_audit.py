@@ -148,7 +148,7 @@ def test_a_failing_store_never_breaks_a_reload(tmp_path: Path, caplog: pytest.Lo
         result = holder.check()
     assert result is not None and result.ok
     assert holder.table is not None and holder.table.lookup("GET", "/api/users/1").owner.value == "new"
-    assert "is serving, but its change was not recorded: OperationalError" in caplog.text
+    assert "is serving, but its change was not recorded: DatabaseError: connection failed" in caplog.text
     assert caplog.text.count("not recorded") == 2  # the first load and the reload
 
 
