@@ -31,17 +31,23 @@ from gateway.cli_common import (
     _print_problems,
     _settings,
 )
-from gateway.loading import load_object
+from gateway.db_url import StoreError, parse_url
+from gateway.loading import AppLoadError, find_module, load_object, use_app_dir
 from gateway.map_loader import MapError, load_map
 from gateway.metrics import MULTIPROC_ENV, multiprocess_dir
+from gateway.settings import GatewaySettings
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# the commands that import an app take --app-dir; for every one the current directory comes first
+APP_COMMANDS = frozenset({"serve", "seed", "check-map", "routes", "init-map"})
+APP_DIR_HELP = "import the apps from DIR, put first on sys.path (default: the current directory)"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     path = _map_path(args, settings).resolve()
     loaded = load_map(path)  # never start on a bad map
+    _check_startup(settings)
     # workers are separate processes that build their settings from the environment
     os.environ["GATEWAY_MAP_PATH"] = str(path)
     print(f"map {path}: {len(loaded.map.routes)} routes, sha256 {loaded.short_hash}", file=sys.stderr)
@@ -57,6 +63,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             access_log=not settings.access_log,  # the gateway's own replaces it (uvicorn's shows queries)
         )
     return 0
+
+
+def _check_startup(settings: GatewaySettings) -> None:
+    """What would otherwise fail in every worker, with a traceback: an app module that is not
+    on sys.path, a store URL the gateway cannot use (PostgreSQL without psycopg installed)."""
+    if not settings.legacy_url:
+        _load("legacy app", "GATEWAY_LEGACY_APP", settings.legacy_app, find_module)
+    _load("native app", "GATEWAY_NATIVE_APP", settings.native_app, find_module)
+    try:
+        parse_url(settings.store_url)
+    except StoreError as exc:
+        raise CliError(f"{exc} (set GATEWAY_STORE_URL)") from None
 
 
 @contextlib.contextmanager
@@ -109,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(handler=handler)
+        if name in APP_COMMANDS:
+            p.add_argument("--app-dir", metavar="DIR", help=APP_DIR_HELP)
         return p
 
     p = command("serve", cmd_serve, "serve the gateway with uvicorn (refuses to start on an invalid map)")
@@ -146,7 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("gateway check-map: error: give the map once, as PATH or --map", file=sys.stderr)
         return 2
     try:
+        if hasattr(args, "app_dir"):
+            use_app_dir(args.app_dir)
         return args.handler(args)  # type: ignore[no-any-return]
+    except AppLoadError as exc:
+        print(f"gateway {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except MapError as exc:
         _print_problems(exc.problems)
         return 1

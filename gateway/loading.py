@@ -1,22 +1,87 @@
-"""Import-string loading of the legacy and native apps ("package.module:attribute")."""
+"""Import-string loading of the legacy and native apps ("package.module:attribute").
+
+The apps are imported from the directory the gateway runs in, as uvicorn, gunicorn and
+`flask run` do: `use_app_dir` puts it (or `--app-dir`) first on sys.path.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
+import os
+import sys
+from pathlib import Path
 from typing import Any
+
+FIX = "run from the app's directory or pass --app-dir"
 
 
 class AppLoadError(Exception):
     pass
 
 
-def load_object(spec: str) -> Any:
+_app_dir: list[Path] = []  # what use_app_dir put first, for the messages of this process
+
+
+def use_app_dir(directory: str | os.PathLike[str] | None = None) -> Path:
+    """Put `directory` (the current one unless given) first on sys.path. Worker processes are
+    spawned with their parent's sys.path, so `gateway serve --workers N` finds the app in all."""
+    path = Path(directory).resolve() if directory is not None else Path.cwd()
+    if not path.is_dir():
+        raise AppLoadError(f"--app-dir {directory}: no such directory")
+    entry = str(path)
+    if sys.path[:1] != [entry]:
+        sys.path.insert(0, entry)
+        importlib.invalidate_caches()
+    _app_dir[:] = [path]
+    return path
+
+
+def _searched() -> str:
+    if _app_dir:
+        return f"searched {_app_dir[0]} and the rest of sys.path"
+    cwd = Path.cwd()
+    if any(Path(entry or ".").resolve() == cwd for entry in sys.path):
+        return f"searched {cwd} and the rest of sys.path"
+    return f"searched sys.path, which does not hold the current directory {cwd}"
+
+
+def _split(spec: str) -> tuple[str, str]:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise AppLoadError(f"{spec!r}: expected an import string like 'package.module:app'")
+    return module_name, attr
+
+
+def _not_found(spec: str, module_name: str) -> AppLoadError:
+    return AppLoadError(f"{spec!r}: cannot import module {module_name!r} ({_searched()}); {FIX}")
+
+
+def find_module(spec: str) -> None:
+    """Raise AppLoadError when the import string's top-level module is nowhere on sys.path;
+    nothing is imported (an app's import can be slow, or open connections)."""
+    module_name, _ = _split(spec)
+    top = module_name.split(".")[0]
+    if top in sys.modules:
+        return
+    try:
+        found = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise _not_found(spec, module_name)
+
+
+def load_object(spec: str) -> Any:
+    module_name, attr = _split(spec)
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # the app's own module (or a package of its name) is missing, not something it imports
+        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
+            raise _not_found(spec, module_name) from exc
+        raise AppLoadError(f"{spec!r}: cannot import module {module_name!r}: {exc}") from exc
     except ImportError as exc:
         raise AppLoadError(f"{spec!r}: cannot import module {module_name!r}: {exc}") from exc
     obj: Any = module

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from gateway import loading
 from gateway.cli import main
 from gateway.map_loader import parse_map
 from tests.gateway import fake_apps
@@ -57,6 +58,9 @@ def fake_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GATEWAY_LEGACY_APP", f"{FAKES}:create_legacy")
     monkeypatch.setenv("GATEWAY_NATIVE_APP", f"{FAKES}:create_native")
     monkeypatch.chdir(tmp_path)
+    # every app command puts its directory first on sys.path: each test gets the path back
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(loading, "_app_dir", [])
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
