@@ -217,6 +217,9 @@ class Dispatcher:
         # a shadowed request's access-log line waits for the skip, like the new side's would
         send_legacy.shadowed = shadowed
 
+        def unchecked(reason: str) -> None:
+            self.metrics.fallback_unchecked.labels(route.id, reason).inc()
+
         def fell_back(reason: str) -> None:
             send_legacy.extra.append((FALLBACK_HEADER, reason.encode("latin-1")))
             self._fell_back(route, reason)
@@ -232,6 +235,7 @@ class Dispatcher:
                 send_legacy=send_legacy,
                 settings=settings,
                 on_fallback=fell_back,
+                on_unchecked=unchecked,
             )
 
         return owner

@@ -88,6 +88,13 @@ class GatewayMetrics:
             ["route", "reason"],
             registry=self.registry,
         )
+        self.fallback_unchecked = Counter(
+            "gateway_fallback_unchecked",
+            "JSON answers of the new side passed on without the fallback's parse check, by reason "
+            "(too_large: over the 1 MiB it holds; encoded: compressed)",
+            ["route", "reason"],
+            registry=self.registry,
+        )
         self.rollbacks = Counter(
             "gateway_rollbacks",
             "Routes rolled back to legacy by a guard (this worker)",
