@@ -122,6 +122,11 @@ class ShadowRunner:
             asyncio.create_task(self._work(), name=f"shadow-{i}") for i in range(self.concurrency)
         ]
 
+    async def drain(self) -> None:
+        """Wait until every queued comparison is done (a test harness waits so between requests)."""
+        if self._queue is not None:
+            await self._queue.join()
+
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109
         """Finish queued comparisons for up to `timeout` seconds, then drop the rest."""
         if self._queue is not None and not self._queue.empty():

@@ -25,21 +25,10 @@ from typing import Any
 import pytest
 
 from gateway.compat.wsgi_client import GatewayWSGI, SideChannel
+from gateway.no_native import app as no_native_app
 
 MODES = ("direct", "inprocess", "remote", "shadow")
 _EMPTY_MAP = "version: 1\ndefaults: {owner: legacy}\nroutes: []\n"
-
-
-async def _no_native(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-    """The new side of a gateway that has migrated nothing: no route is ever sent here."""
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            await send({"type": message["type"] + ".complete"})
-            if message["type"] == "lifespan.shutdown":
-                return
-    await send({"type": "http.response.start", "status": 404, "headers": []})
-    await send({"type": "http.response.body", "body": b""})
 
 
 class _Served:
@@ -76,13 +65,16 @@ class _Served:
             log_level="WARNING",
         )
         wrapped = channel.wrap(legacy)
-        native: Any = _no_native
+        native: Any = no_native_app
         if mode == "shadow":
             native = LegacyBridge(wrapped, threads=4)  # the second copy: its own threads, same app
         self.gateway = Gateway(settings, legacy_app=wrapped, native_app=native)
         try:
             self.wsgi = GatewayWSGI(
-                self.gateway.dispatcher, side_channel=channel if mode != "remote" else None
+                self.gateway.dispatcher,
+                side_channel=channel if mode != "remote" else None,
+                # each request's shadow copy runs before the suite's next request can change the data
+                settle=self.gateway.shadow.drain if mode == "shadow" else None,
             )
         except BaseException:
             self._stop_gunicorn()

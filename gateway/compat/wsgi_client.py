@@ -19,7 +19,7 @@ import contextlib
 import itertools
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -145,9 +145,17 @@ class SideChannel:
 class GatewayWSGI:
     """Serves WSGI calls through `app` (a gateway's ASGI app) on a loop thread of its own."""
 
-    def __init__(self, app: ASGIApp, side_channel: SideChannel | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        side_channel: SideChannel | None = None,
+        settle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._app = app
         self._side_channel = side_channel
+        # awaited after each answer, before the caller sees it: e.g. until the request's shadow
+        # copy has run, so that a suite's next request cannot change what the copy reads
+        self._settle = settle
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="gateway-compat-loop", daemon=True
@@ -219,6 +227,8 @@ class GatewayWSGI:
         async def serve() -> None:
             try:
                 await self._app(scope, receive, send)
+                if self._settle is not None:
+                    await self._settle()
             except BaseException as exc:  # the caller re-raises it in its own thread
                 out.put(exc)
                 raise
@@ -259,9 +269,14 @@ class GatewayWSGI:
                     if chunk:
                         yield chunk
                     if not message.get("more_body", False):
-                        return
+                        break
                 elif message["type"] == "compat.done":
                     return
+            # the answer is complete: as a server would, tell the app the exchange is over, and
+            # hold the caller until the app has returned (and settled)
+            self._loop.call_soon_threadsafe(done.set)
+            while next_message()["type"] != "compat.done":
+                pass
         finally:
             self._finish(done, token)
 

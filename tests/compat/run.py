@@ -19,12 +19,14 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.compat.mapping import MapCheck, ShadowCheck, init_map, shadow_run
+from tests.compat.serve import ServeCheck, serve_and_exercise
 from tests.compat.suite import SuiteRun, run_suite
 from tests.compat.venvs import ROOT, WORK, HarnessError, build_wheel, prepare
 
 APPS = Path(__file__).resolve().parent / "apps"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-MODES = ("direct", "inprocess", "remote")
+MODES = ("direct", "inprocess", "remote", "shadow", "serve")
 
 
 @dataclass
@@ -45,6 +47,9 @@ class AppResult:
     differences: list[Difference] = field(default_factory=list)
     moved_pins: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    map_check: MapCheck | None = None
+    shadow: ShadowCheck | None = None
+    serve: ServeCheck | None = None
 
     @property
     def ok(self) -> bool:
@@ -94,7 +99,26 @@ def run_app(name: str, modes: tuple[str, ...], wheel: Path) -> AppResult:
     env = {str(k): str(v) for k, v in config.get("env", {}).items()}  # type: ignore[attr-defined]
     for mode in modes:
         print(f"  {name}: {mode} ...", file=sys.stderr, flush=True)
-        result.runs[mode] = run_suite(name, app_dir, venv.python, mode, args, env)
+        if mode == "serve":
+            serve_config = config.get("serve", {})
+            assert isinstance(serve_config, dict)
+            result.serve = serve_and_exercise(venv, app_dir, str(config["app"]), serve_config)
+            result.problems += [f"serve: {p}" for p in result.serve.problems]
+            continue
+        if mode != "shadow":
+            result.runs[mode] = run_suite(name, app_dir, venv.python, mode, args, env)
+            continue
+        # the shadow run needs the app's map: init-map writes it, and is checked on the way
+        map_path, result.map_check = init_map(venv, app_dir, str(config["app"]))
+        result.problems += [f"init-map: {p}" for p in result.map_check.problems]
+        if result.map_check.unlisted:
+            result.problems.append("init-map: no entry for " + ", ".join(result.map_check.unlisted))
+        if result.map_check.problems:
+            continue
+        result.shadow = shadow_run(venv, app_dir, map_path, args, env)
+        result.problems += [f"shadow: {p}" for p in result.shadow.problems]
+        if result.shadow.run is not None:
+            result.runs["shadow"] = result.shadow.run
     if "direct" in result.runs:
         compare(result, config.get("inherent", {}))  # type: ignore[arg-type]
     return result
@@ -107,6 +131,29 @@ def _cell(result: AppResult, mode: str) -> str:
     return f"{run.count('passed')} / {len(run.outcomes)}"
 
 
+def _shadow_cell(check: ShadowCheck | None) -> str:
+    if check is None or check.false_rate is None:
+        return "-"
+    total = check.compared + check.candidate_errors
+    noise = f"; learned noise: {', '.join(check.noise_fields)}" if check.noise_fields else ""
+    return f"{check.mismatched + check.candidate_errors} of {total} ({check.false_rate:.2%}){noise}"
+
+
+def _serve_cell(check: ServeCheck | None) -> str:
+    if check is None:
+        return "-"
+    return "FAILED" if check.problems else f"ok, {len(check.steps)} requests"
+
+
+def _map_cell(check: MapCheck | None) -> str:
+    if check is None:
+        return "-"
+    if check.problems:
+        return "FAILED"
+    listed = check.endpoints - len(check.unlisted)
+    return f"{check.routes} entries, {listed} of {check.endpoints} endpoints, check-map ok"
+
+
 def render(results: list[AppResult]) -> str:
     lines = [
         "# Compatibility harness results",
@@ -116,8 +163,9 @@ def render(results: list[AppResult]) -> str:
         "client, through the gateway in-process, and through the gateway with the app under gunicorn",
         "(remote mode).",
         "",
-        "| app | version | direct | gateway in-process | gateway remote | pins moved by the gateway | differences |",
-        "|---|---|---|---|---|---|---|",
+        "| app | version | direct | gateway in-process | gateway remote | shadowed against itself: false mismatches "
+        "| init-map | `gateway serve` over HTTP | pins moved by the gateway | differences |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         diffs = (
@@ -132,7 +180,7 @@ def render(results: list[AppResult]) -> str:
         moved = "none" if not r.moved_pins else "; ".join(r.moved_pins)
         lines.append(
             f"| {r.name} | {r.version} | {_cell(r, 'direct')} | {_cell(r, 'inprocess')} | {_cell(r, 'remote')} "
-            f"| {moved} | {diffs} |"
+            f"| {_shadow_cell(r.shadow)} | {_map_cell(r.map_check)} | {_serve_cell(r.serve)} | {moved} | {diffs} |"
         )
     for r in results:
         if not r.differences and not r.problems:
@@ -155,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modes = tuple(m for m in args.modes.split(",") if m)
     unknown = [m for m in modes if m not in MODES]
-    if unknown or "direct" not in modes:
+    if unknown or "direct" not in modes:  # every other mode is compared with the direct run
         parser.error(f"--modes {args.modes!r}: give direct and any of {', '.join(MODES[1:])}")
     names = args.app or sorted(p.name for p in APPS.iterdir() if (p / "compat.toml").exists())
     missing = [n for n in names if not (APPS / n / "compat.toml").exists()]

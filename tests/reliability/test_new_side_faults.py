@@ -307,23 +307,6 @@ routes:
 """
 
 
-async def test_invalid_json_from_a_canary_reaches_the_client_and_the_mismatch_guard_rolls_it_back(
-    tmp_path: Path,
-) -> None:
-    """A 200 is not a configured fallback trigger: the client gets what the new side said. The
-    shadow comparison with legacy is what catches it, through the guard's mismatch rate."""
-    async with running_gateway(tmp_path, CANARY_SHADOWED.replace("FAULT", "badjson")) as gw, client(gw) as c:
-        for _ in range(5):
-            r = await c.get("/f/badjson")
-            assert (r.status_code, r.headers["x-served-by"], r.content) == (200, "new", b'{"item": "badjson", "n": ')
-        await eventually(
-            lambda: sample(gw, "gateway_shadow_comparisons_total", route="f.badjson", result="diff") == 5,
-            timeout=10, what="five comparisons",
-        )
-        await rolled_back(gw, "f.badjson", "shadow mismatch rate 100.0 % over 60 s (5 of 5 compared) exceeds 10.0 %")
-        assert (await c.get("/f/badjson")).headers["x-served-by"] == "legacy"
-
-
 async def test_a_huge_canary_answer_is_streamed_whole_and_is_no_error(tmp_path: Path) -> None:
     async with running_gateway(tmp_path, CANARY_SHADOWED.replace("FAULT", "huge")) as gw, client(gw) as c:
         for _ in range(5):
