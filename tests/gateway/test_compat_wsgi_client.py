@@ -61,6 +61,26 @@ def test_a_request_goes_through_and_its_streamed_answer_comes_back_whole() -> No
         wsgi.close()
 
 
+def test_settling_is_over_before_the_caller_goes_on_even_if_it_never_reads_the_body() -> None:
+    """Regression: a test checking only a redirect's Location never read the body, so it made
+    its next request (and deleted its database) while the last one's shadow copy still ran."""
+    import asyncio
+
+    settled: list[bool] = []
+
+    async def settle() -> None:
+        await asyncio.sleep(0.05)
+        settled.append(True)
+
+    wsgi = GatewayWSGI(_echo, settle=settle)
+    try:
+        environ = _environ(path="/x", method="POST", data=b"hi")
+        wsgi(environ, lambda *a: None)  # the answer's body is never iterated
+        assert settled == [True]
+    finally:
+        wsgi.close()
+
+
 def test_python_state_travels_by_token_and_never_overwrites_the_server_environ() -> None:
     channel = SideChannel()
     seen: dict[str, Any] = {}
@@ -82,6 +102,22 @@ def test_python_state_travels_by_token_and_never_overwrites_the_server_environ()
     assert seen["werkzeug.debug.preserve_context"] is hook
     assert seen["PATH_INFO"] == "/from-server"
     assert "HTTP_X_GATEWAY_COMPAT_TOKEN" not in seen  # the app never sees the token header
+
+
+def test_a_shadow_copy_of_the_request_gets_none_of_the_callers_python_state() -> None:
+    """Regression: shadow copies carry the request's token too; Flask's context hook reaching
+    them pushed the shadow run's request context into the test's `with client:` block."""
+    channel = SideChannel()
+    seen: dict[str, Any] = {}
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.update(environ)
+        return []
+
+    token = channel.put({"werkzeug.debug.preserve_context": object()})
+    channel.wrap(app)({"HTTP_X_GATEWAY_COMPAT_TOKEN": token, "HTTP_X_GATEWAY_SHADOW": "read"}, lambda *a: None)
+    assert "werkzeug.debug.preserve_context" not in seen
+    assert "HTTP_X_GATEWAY_COMPAT_TOKEN" not in seen
 
 
 def test_an_app_that_answers_nothing_is_an_error_naming_the_request() -> None:
