@@ -4,6 +4,7 @@ connections (gateway.http1)."""
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from collections.abc import AsyncIterator
 
@@ -30,6 +31,49 @@ HOP_BY_HOP = frozenset(
 )
 
 
+_UNSAFE_IN_TARGET = re.compile(rb"[^\x21-\x7e]")
+
+
+def _escape(match: re.Match[bytes]) -> bytes:
+    return b"%%%02X" % match.group()[0]
+
+
+def _request_line_safe(raw: bytes) -> str:
+    """A path or query as the request line may carry it: a byte a server let through but HTTP
+    does not allow there (a space, a control, non-ASCII) goes out percent-encoded, not raw."""
+    if _UNSAFE_IN_TARGET.search(raw) is not None:
+        raw = _UNSAFE_IN_TARGET.sub(_escape, raw)
+    return raw.decode("ascii")
+
+
+def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The request's headers for the legacy server, as one more proxy hop would send them.
+
+    X-Forwarded-For gets the gateway's client appended to what came before (one header, so the
+    server reads one chain); X-Forwarded-Proto is added only when no proxy in front said it:
+    a second one with another value is what gunicorn refuses as contradictory (400)."""
+    headers: list[tuple[bytes, bytes]] = []
+    chain: list[bytes] = []
+    has_proto = False
+    for k, v in scope["headers"]:
+        if k in HOP_BY_HOP:
+            continue
+        if k == b"x-forwarded-for":
+            chain.append(v)
+            continue
+        if k == b"x-forwarded-proto":
+            has_proto = True
+        headers.append((k, v))
+    client_addr = scope.get("client")
+    if client_addr:
+        chain.append(client_addr[0].encode())
+    if chain:
+        headers.append((b"x-forwarded-for", b", ".join(chain)))
+    if not has_proto:
+        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+    return headers
+
+
 class RemoteLegacy:
     def __init__(self, base_url: str, *, timeout: float = 30.0, max_connections: int = 100) -> None:
         self.base_url = base_url.rstrip("/")
@@ -43,14 +87,10 @@ class RemoteLegacy:
                 await send({"type": "websocket.close", "code": 1000})
             return
         raw_path = scope.get("raw_path") or scope["path"].encode()
-        target = self._prefix + raw_path.decode("latin-1")
+        target = self._prefix + _request_line_safe(raw_path)
         if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
-        headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
-        client_addr = scope.get("client")
-        if client_addr:
-            headers.append((b"x-forwarded-for", client_addr[0].encode()))
-        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+            target += "?" + _request_line_safe(scope["query_string"])
+        headers = _forwarded_headers(scope)
         has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])
         # the body is read whole (the dispatcher bounds it by GATEWAY_MAX_BODY_BYTES): sent
         # with its length, and sent again if a kept-alive connection turns out to be closed

@@ -58,11 +58,10 @@ def scope_from_environ(environ: dict[str, Any]) -> Scope:
     path_info: str = environ.get("PATH_INFO", "") or ""
     path_bytes = path_info.encode("latin-1")  # WSGI keeps the raw bytes as latin-1 text
     raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    raw_path = (
-        raw_uri.partition("?")[0].encode("latin-1")
-        if raw_uri
-        else quote(path_bytes, safe="/%:@!$&'()*+,;=").encode()
-    )
+    # what an HTTP client puts on the request line: the caller's own escapes (%2F stays %2F),
+    # and whatever a request line cannot carry (spaces, non-ASCII) percent-encoded
+    raw = raw_uri.partition("?")[0].encode("latin-1") if raw_uri else path_bytes
+    raw_path = quote(raw, safe="/%:@!$&'()*+,;=~").encode()
     headers: list[tuple[bytes, bytes]] = []
     for key, value in environ.items():
         if key.startswith("HTTP_"):

@@ -88,3 +88,40 @@ async def test_dead_remote_is_a_502_that_says_so(tmp_path: Path) -> None:
     assert r.json() == {"error": {"code": "legacy_unreachable",
                                   "message": f"cannot reach the legacy server at {url}", "request_id": "dead-1"}}
     assert native.status_code == 200
+
+
+def _seen_by_legacy(scope_headers: list[tuple[bytes, bytes]], scheme: str = "http") -> dict[bytes, bytes]:
+    from gateway.remote import _forwarded_headers
+
+    scope = {"headers": scope_headers, "client": ("10.0.0.7", 5000), "scheme": scheme}
+    sent = _forwarded_headers(scope)
+    names = [k for k, _ in sent]
+    assert len(names) == len(set(names)), f"a header sent twice: {names}"
+    return dict(sent)
+
+
+def test_the_gateway_adds_itself_as_one_proxy_hop() -> None:
+    sent = _seen_by_legacy([(b"host", b"shop.example")], scheme="https")
+    assert sent[b"x-forwarded-for"] == b"10.0.0.7"
+    assert sent[b"x-forwarded-proto"] == b"https"
+    assert sent[b"host"] == b"shop.example"  # url_for builds the client's URLs, not the upstream's
+
+
+def test_behind_a_proxy_the_chain_grows_and_the_scheme_it_said_is_kept() -> None:
+    """Regression: a second X-Forwarded-Proto (the gateway's http beside the balancer's https)
+    made gunicorn refuse every request from behind a proxy with 400 'Contradictory scheme headers'."""
+    sent = _seen_by_legacy(
+        [(b"x-forwarded-for", b"203.0.113.9"), (b"x-forwarded-for", b"198.51.100.2"), (b"x-forwarded-proto", b"https")]
+    )
+    assert sent[b"x-forwarded-for"] == b"203.0.113.9, 198.51.100.2, 10.0.0.7"
+    assert sent[b"x-forwarded-proto"] == b"https"
+
+
+def test_a_path_byte_a_request_line_cannot_carry_goes_out_percent_encoded() -> None:
+    """Regression: a raw path with a space or raw UTF-8 (which uvicorn lets through) was written
+    onto the request line as it was, and gunicorn answered 400 'Invalid HTTP request line'."""
+    from gateway.remote import _request_line_safe
+
+    assert _request_line_safe("/caf\u00e9/a b".encode()) == "/caf%C3%A9/a%20b"
+    assert _request_line_safe(b"/already%20fine/%2F?x") == "/already%20fine/%2F?x"
+    assert _request_line_safe(b"q=a\tb") == "q=a%09b"
