@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import queue
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -167,6 +168,7 @@ class GatewayWSGI:
         self._lifespan_in: asyncio.Queue[Message] | None = None
         self._lifespan_out: queue.Queue[Message] = queue.Queue()
         self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self._start_lifespan()
 
     def _start_lifespan(self) -> None:
@@ -181,11 +183,25 @@ class GatewayWSGI:
             await inbox.put({"type": "lifespan.startup"})
             await self._app(scope, inbox.get, send)
 
-        asyncio.run_coroutine_threadsafe(run(), self._loop)
+        self._spawn(run)
         answer = self._lifespan_out.get(timeout=_RESPONSE_WAIT)
         if answer["type"] != "lifespan.startup.complete":
             self._stop_loop()
             raise RuntimeError(f"the gateway did not start: {answer.get('message', answer['type'])}")
+
+    def _spawn(self, coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Start `coro` on the loop in an empty context, as a server's request task starts.
+
+        run_coroutine_threadsafe would copy the *caller's* context variables into the task,
+        and through the bridge into the app: a test's pushed Flask app context then became
+        every request's (its `g` shared by requests on other threads)."""
+
+        def start() -> None:
+            task = self._loop.create_task(coro())
+            self._tasks.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(self._tasks.discard)
+
+        self._loop.call_soon_threadsafe(start, context=contextvars.Context())
 
     def close(self) -> None:
         if self._closed:
@@ -238,7 +254,7 @@ class GatewayWSGI:
             finally:
                 out.put({"type": "compat.done"})
 
-        asyncio.run_coroutine_threadsafe(serve(), self._loop)
+        self._spawn(serve)
 
         def next_message() -> Message:
             item = out.get(timeout=_RESPONSE_WAIT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import io
 from typing import Any
 
@@ -77,6 +78,32 @@ def test_settling_is_over_before_the_caller_goes_on_even_if_it_never_reads_the_b
         environ = _environ(path="/x", method="POST", data=b"hi")
         wsgi(environ, lambda *a: None)  # the answer's body is never iterated
         assert settled == [True]
+    finally:
+        wsgi.close()
+
+
+CALLER_STATE: contextvars.ContextVar[str] = contextvars.ContextVar("caller_state")
+
+
+def test_the_callers_context_variables_never_reach_the_app() -> None:
+    """Regression: a unittest's setUp pushed a Flask app context (a context variable); the
+    request tasks copied it, so every request reused that app context and its `g` (flasky's
+    logged-in user, loaded in another thread's SQLAlchemy session: 'already attached')."""
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _echo(scope, receive, send)
+            return
+        seen.append(CALLER_STATE.get("unset"))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    CALLER_STATE.set("the test's app context")
+    wsgi = GatewayWSGI(app)
+    try:
+        Client(wsgi).get("/")
+        assert seen == ["unset"]
     finally:
         wsgi.close()
 
