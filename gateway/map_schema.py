@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -89,10 +90,28 @@ class ShadowRules:
         return self.sample > 0 and (method in SAFE_METHODS or self.unsafe is Unsafe.ROLLBACK)
 
 
-def merge_shadow(defaults: ShadowSettings, route: ShadowSettings | None) -> ShadowRules:
-    base = DEFAULT_SHADOW.model_copy(update=defaults.model_dump(exclude_unset=True))
-    over = route or ShadowSettings()
+_NO_SHADOW = ShadowSettings()
 
+
+def merge_shadow(defaults: ShadowSettings, route: ShadowSettings | None) -> ShadowRules:
+    if route is None:
+        return _defaults_rules(defaults)
+    return _merge(_base(defaults), route)
+
+
+# Every route of a map merges with the same defaults: without these caches a 10,000-route map
+# spent ~0.5 s in model_dump/model_copy of the same settings (the models are frozen, hashable).
+@lru_cache(maxsize=16)
+def _base(defaults: ShadowSettings) -> ShadowSettings:
+    return DEFAULT_SHADOW.model_copy(update=defaults.model_dump(exclude_unset=True))
+
+
+@lru_cache(maxsize=16)
+def _defaults_rules(defaults: ShadowSettings) -> ShadowRules:
+    return _merge(_base(defaults), _NO_SHADOW)
+
+
+def _merge(base: ShadowSettings, over: ShadowSettings) -> ShadowRules:
     def pick(name: str) -> Any:
         value = getattr(over, name)
         return getattr(base, name) if value is None else value

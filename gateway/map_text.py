@@ -4,6 +4,10 @@ Everything that can go wrong before validation is refused here with a line a use
 a file that is not a regular file or is too large (refused before it is read), text that is
 not UTF-8, control characters YAML does not allow, YAML syntax, duplicate keys, alias bombs.
 Nothing here knows the map's schema; `gateway.map_loader` validates what this returns.
+
+The data is built straight from the parser's events, with libyaml's parser when PyYAML has it:
+composing PyYAML's node tree first (pure Python, or libyaml's composer calling back into Python
+for every node) was most of the ~5 s a 10,000-entry map took (bench/bench_parse_map.py).
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 import codecs
 import re
 import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml import AliasEvent, MappingEndEvent, ScalarEvent, SequenceEndEvent, SequenceStartEvent
 
 MAX_MAP_BYTES = 4 * 1024 * 1024  # a map is a config file; anything larger is a mistake
 # YAML aliases let a small file stand for a huge (or endless) tree; a map never needs one
@@ -103,19 +109,24 @@ def check_printable(text: str) -> None:
         raise TextError(line, message)
 
 
-class _MarkedLoader(yaml.SafeLoader):
-    pass
-
-
 # YAML 1.1 reads on/off/yes/no as booleans, which turns `fallback: {on: [5xx]}` into a key
 # True and `unsafe: off` into False. The map follows YAML 1.2 here: only true/false are.
-_MarkedLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+_BOOL = "tag:yaml.org,2002:bool"
+_IMPLICIT: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_MarkedLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
+for _first in "tTfF":
+    _IMPLICIT.setdefault(_first, []).append((_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")))
+_IMPLICIT = {first: resolvers for first, resolvers in _IMPLICIT.items() if resolvers}
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_TOO_MANY = f"the map holds more than {MAX_MAP_VALUES} values once its YAML aliases are expanded"
+_TOO_DEEP = f"the map nests deeper than {MAX_MAP_DEPTH} levels (an alias that contains itself?)"
+
+# libyaml's parser gives the events of a 10,000-entry map in ~0.2 s, PyYAML's own in ~5 s; both
+# give the same events with the same marks, so either feeds the builder below
+LIBYAML: bool = yaml.__with_libyaml__
 
 
 @dataclass
@@ -126,38 +137,166 @@ class Composed:
     duplicates: list[tuple[int, str]] = field(default_factory=list)  # (line, key)
 
 
-class _Walk:
-    def __init__(self, loader: yaml.SafeLoader, out: Composed) -> None:
-        self.loader, self.out = loader, out
-        self.values = 0  # nodes walked, aliases expanded
+class _Builder:
+    """Plain data straight from the parser's events, with no node tree in between.
 
-    def node(self, node: yaml.Node, loc: Loc) -> Any:
-        line = node.start_mark.line + 1
+    An alias is expanded by replaying the events of its anchor, so it counts (and nests) as
+    many values as the tree it stands for: the walk that MAX_MAP_VALUES and MAX_MAP_DEPTH
+    bound is the one a composer's node tree would give, and so are the lines.
+    """
+
+    def __init__(self, parser: Any, out: Composed) -> None:
+        self.get_event = parser.get_event
+        self.lines, self.duplicates = out.lines, out.duplicates
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.values = 0
+        self.replays: list[Iterator[Any]] = []
+        self.open: dict[str, list[Any]] = {}  # events of anchors still being read
+        self.anchors: dict[str, list[Any]] = {}
+
+    def event(self) -> Any:
+        """The next event of a replay, else of the parser, recorded for every open anchor."""
+        while self.replays:
+            replayed = next(self.replays[-1], None)
+            if replayed is not None:
+                return replayed
+            self.replays.pop()
+        got = self.get_event()
+        for recording in self.open.values():
+            recording.append(got)
+        return got
+
+    def _next(self) -> Callable[[], Any]:
+        # With no alias being replayed and no anchor being recorded, which is a map's usual
+        # state, a collection reads straight from the parser. A replay pushed inside it is
+        # used up before the child returns; an anchor is closed when its node ends.
+        return self.event if self.replays or self.open else self.get_event
+
+    def _alias(self, event: Any) -> list[Any]:
+        name = event.anchor
+        if name in self.open:  # expanding it would never end
+            raise TextError(self.open[name][0].start_mark.line + 1, _TOO_DEEP)
+        if name not in self.anchors:
+            raise TextError(event.start_mark.line + 1, f"invalid YAML: found undefined alias {name!r}")
+        return self.anchors[name]
+
+    def _anchor(self, event: Any, name: str) -> bool:
+        """Start recording the anchor; False when the event is a replay of its own definition."""
+        known = self.anchors.get(name) or self.open.get(name)
+        if known is not None and known[0] is event:
+            return False
+        if known is not None:
+            first = known[0].start_mark.line + 1
+            why = f"invalid YAML: anchor {name!r} is defined twice (first at line {first})"
+            raise TextError(event.start_mark.line + 1, why)
+        if type(event) is ScalarEvent:
+            self.anchors[name] = [event]
+            return False
+        self.open[name] = [event]
+        return True
+
+    def node(self, event: Any, loc: Loc) -> Any:
+        kind = type(event)
+        if kind is AliasEvent:
+            self.replays.append(iter(self._alias(event)))
+            return self.node(self.event(), loc)
+        line = event.start_mark.line + 1
         self.values += 1
         if self.values > MAX_MAP_VALUES:
-            message = f"the map holds more than {MAX_MAP_VALUES} values once its YAML aliases are expanded"
-            raise TextError(line, message)
+            raise TextError(line, _TOO_MANY)
         if len(loc) > MAX_MAP_DEPTH:
-            message = f"the map nests deeper than {MAX_MAP_DEPTH} levels (an alias that contains itself?)"
-            raise TextError(line, message)
-        lines = self.out.lines
-        lines.setdefault(loc, line)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key_line = key_node.start_mark.line + 1
-                if not isinstance(key_node, yaml.ScalarNode):  # unhashable as a dict key
-                    why = "invalid YAML: a key must be a plain value, not a list or a mapping"
-                    raise TextError(key_line, why)
-                key = self.loader.construct_object(key_node, deep=True)
-                if key in out:
-                    self.out.duplicates.append((key_line, str(key)))
-                lines[(*loc, key)] = key_line
-                out[key] = self.node(value_node, (*loc, key))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.node(item, (*loc, i)) for i, item in enumerate(node.value)]
-        return self.loader.construct_object(node, deep=True)
+            raise TextError(line, _TOO_DEEP)
+        self.lines.setdefault(loc, line)
+        name = event.anchor
+        recording = name is not None and self._anchor(event, name)
+        if kind is ScalarEvent:
+            return self.scalar(event)
+        get = self._next()
+        value: Any
+        if kind is SequenceStartEvent:
+            value = []
+            lines = self.lines
+            while type(item := get()) is not SequenceEndEvent:
+                at, item_line = (*loc, len(value)), item.start_mark.line + 1
+                if (
+                    type(item) is ScalarEvent
+                    and item.anchor is None
+                    and self.values < MAX_MAP_VALUES
+                    and len(at) <= MAX_MAP_DEPTH
+                ):
+                    self.values += 1
+                    lines.setdefault(at, item_line)
+                    value.append(self.scalar(item))
+                else:
+                    value.append(self.node(item, at))
+        else:
+            value = {}
+            lines, implicit = self.lines, _IMPLICIT
+            while type(key_event := get()) is not MappingEndEvent:
+                # the usual key and value, a plain string, are read inline: half the time
+                if type(key_event) is ScalarEvent and key_event.anchor is None and key_event.tag is None:
+                    key = key_event.value
+                    if key_event.implicit[0] and (not key or key[0] in implicit):
+                        key = self.scalar(key_event)
+                else:
+                    key = self.key(key_event)
+                key_line = key_event.start_mark.line + 1
+                if key in value:
+                    self.duplicates.append((key_line, str(key)))
+                at = (*loc, key)
+                lines[at] = key_line
+                item = get()
+                if (
+                    type(item) is ScalarEvent
+                    and item.anchor is None
+                    and self.values < MAX_MAP_VALUES
+                    and len(at) <= MAX_MAP_DEPTH
+                ):
+                    self.values += 1  # as node() counts it; its line is its key's
+                    text = item.value
+                    if item.tag is not None or (item.implicit[0] and (not text or text[0] in implicit)):
+                        text = self.scalar(item)
+                    value[key] = text
+                else:
+                    value[key] = self.node(item, at)
+        if recording:
+            self.anchors[name] = self.open.pop(name)
+        return value
+
+    def key(self, event: Any) -> Any:
+        kind = type(event)
+        if kind is ScalarEvent:
+            if event.anchor is not None:
+                self._anchor(event, event.anchor)
+            return self.scalar(event)
+        if kind is AliasEvent:
+            events = self._alias(event)
+            if len(events) == 1:
+                return self.scalar(events[0])
+        line = event.start_mark.line + 1
+        raise TextError(line, "invalid YAML: a key must be a plain value, not a list or a mapping")
+
+    def scalar(self, event: Any) -> Any:
+        tag, value = event.tag, event.value
+        if tag is None or tag == "!":
+            if not event.implicit[0] or (value and value[0] not in _IMPLICIT):
+                return value  # quoted, or plain but no other type starts with its character
+            tag = _resolve(value)
+        if tag == _STR:
+            return value
+        if tag == _MERGE:
+            line = event.start_mark.line + 1
+            raise TextError(line, "invalid YAML: merge keys (<<) are not supported; write the keys out")
+        node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
+        return self.constructor.construct_object(node, deep=True)
+
+
+def _resolve(plain: str) -> str:
+    """The tag of an untagged plain scalar, as PyYAML's resolver gives it (YAML 1.2 booleans)."""
+    for tag, rx in _IMPLICIT.get(plain[0] if plain else "", ()):
+        if rx.match(plain):
+            return tag
+    return _STR
 
 
 def _yaml_problem(exc: yaml.YAMLError, text: str) -> TextError:
@@ -167,6 +306,12 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> TextError:
         return TextError(at, f"invalid YAML: character U+{exc.character:04X} is not allowed")
     line = mark.line + 1 if mark is not None else None
     reason = getattr(exc, "problem", None) or str(exc)
+    if reason == "found character that cannot start any token" and mark is not None:
+        # libyaml leaves out the character that PyYAML names
+        rows = _BREAK.split(text)
+        row = rows[mark.line] if mark.line < len(rows) else ""
+        if mark.column < len(row):
+            reason = f"found character {row[mark.column]!r} that cannot start any token"
     if "'\\t'" in reason:
         reason += " (indent with spaces: YAML does not allow tabs there)"
     return TextError(line, f"invalid YAML: {reason}")
@@ -175,16 +320,20 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> TextError:
 def compose(text: str) -> Composed:
     """The YAML document as plain data with its lines; raises TextError."""
     check_printable(text)
-    loader = None
+    parser: Any = yaml.CSafeLoader(text) if LIBYAML else yaml.SafeLoader(text)
     try:
-        loader = _MarkedLoader(text)
-        root = loader.get_single_node()
-        composed = Composed(None, root.start_mark.line + 1 if root is not None else 1)
-        if root is not None:
-            composed.data = _Walk(loader, composed).node(root, ())
+        parser.get_event()  # StreamStart
+        if type(parser.get_event()) is yaml.StreamEndEvent:  # else DocumentStart
+            return Composed(None, 1)
+        root = parser.get_event()
+        composed = Composed(None, root.start_mark.line + 1)
+        composed.data = _Builder(parser, composed).node(root, ())
+        parser.get_event()  # DocumentEnd
+        if type(event := parser.get_event()) is not yaml.StreamEndEvent:
+            line = event.start_mark.line + 1
+            raise TextError(line, "invalid YAML: a map is one YAML document, but a second one starts here")
         return composed
     except yaml.YAMLError as exc:
         raise _yaml_problem(exc, text) from None
     finally:
-        if loader is not None:
-            loader.dispose()
+        parser.dispose()

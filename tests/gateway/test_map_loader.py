@@ -1,7 +1,10 @@
+import gc
 from pathlib import Path
 
 import pytest
+import yaml
 
+from gateway import map_text
 from gateway.map_loader import MAX_MAP_BYTES, MapError, load_map, parse_map
 from gateway.map_schema import Owner
 
@@ -18,6 +21,15 @@ routes:
     path: /api/users
     methods: [post]
 """
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "pure-python"])
+def yaml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on libyaml's parser and on PyYAML's own, the fallback without libyaml."""
+    if request.param == "libyaml" and not yaml.__with_libyaml__:
+        pytest.skip("PyYAML was built without libyaml")
+    monkeypatch.setattr(map_text, "LIBYAML", request.param == "libyaml")
+    return str(request.param)
 
 
 def problems(text: str) -> list[str]:
@@ -141,3 +153,107 @@ def test_bad_canaries_are_refused_with_their_line(canary: str, guard: str, expec
 def test_canary_on_a_new_owned_route_is_refused() -> None:
     text = "version: 1\nroutes:\n  - {id: c, path: /c, owner: new, canary: {percent: 5}}\n"
     assert any("has a canary but owner: new" in p for p in problems(text))
+
+
+RICH = """\
+# anchors, aliases, flow and block styles, quoting, comments, a document start
+---
+version: 1
+defaults: &defaults
+  owner: legacy
+  shadow: {sample: 0.0, ignore: [headers.date, 'body."quoted"']}
+routes:
+  - id: "a.get"
+    path: '/a/<int:id>'
+    methods: [GET, HEAD]
+    owner: new
+    shadow: &rules
+      sample: 0.5
+      ignore: [body.updated_at]
+  - {id: b, path: /b, methods: [get], shadow: *rules}
+  - id: c
+    path: /c
+    fallback: {on: [5xx, timeout]}
+    shadow: {unsafe: off, sample: 0}
+"""
+
+
+def test_both_parsers_read_a_map_alike(monkeypatch: pytest.MonkeyPatch, yaml_parser: str) -> None:
+    if not yaml.__with_libyaml__:
+        pytest.skip("PyYAML was built without libyaml")
+    read = {}
+    for fast in (True, False):
+        monkeypatch.setattr(map_text, "LIBYAML", fast)
+        composed = map_text.compose(RICH)
+        read[fast] = (composed.data, composed.lines, parse_map(RICH, "m.yaml").lines)
+    assert read[True] == read[False]
+    data, lines, route_lines = read[True]
+    assert data["routes"][1]["shadow"] == {"sample": 0.5, "ignore": ["body.updated_at"]}
+    assert data["routes"][2]["fallback"] == {"on": ["5xx", "timeout"]}  # YAML 1.2: `on` is a word
+    assert route_lines == (8, 15, 16)
+    # a value under an alias has the line of the anchored value it stands for
+    assert lines[("routes", 1, "shadow", "sample")] == 13
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version: 1\nroutes: *nowhere\n", "m.yaml:2: invalid YAML: found undefined alias 'nowhere'"),
+        ("version: &v 1\nroutes: &v []\n", "m.yaml:2: invalid YAML: anchor 'v' is defined twice (first at line 1)"),
+        ("version: 1\n---\nroutes: []\n",
+         "m.yaml:2: invalid YAML: a map is one YAML document, but a second one starts here"),
+        ("version: 1\nroutes:\n  - <<: {id: a}\n    path: /a\n",
+         "m.yaml:3: invalid YAML: merge keys (<<) are not supported; write the keys out"),
+        ("version: 1\nroutes: []\nx: !!python/name:os.system ''\n",
+         "m.yaml:3: invalid YAML: could not determine a constructor for the tag 'tag:yaml.org,2002:python/name:os.system'"),
+        ("version: 1\nroutes: [" + "[" * 40 + "]" * 40 + "]\n",
+         "m.yaml:2: the map nests deeper than 32 levels (an alias that contains itself?)"),
+    ],
+)
+def test_yaml_structure_errors_name_their_line(text: str, expected: str) -> None:
+    assert problems(text) == [expected]
+
+
+def test_an_alias_key_and_aliased_values_count_as_written() -> None:
+    loaded = parse_map("version: 1\nroutes:\n  - &r {id: a, path: /a}\nx: 1\n".replace("x: 1\n", ""))
+    assert loaded.lines == (3,)
+    composed = map_text.compose("k: &k name\n*k : 2\nlist: &l [1, 2]\nagain: *l\n")
+    assert composed.data == {"k": "name", "name": 2, "list": [1, 2], "again": [1, 2]}
+    assert composed.lines[("again", 1)] == 3  # the item's own line, under the anchor
+
+
+def test_every_error_of_a_large_map_names_its_line(yaml_parser: str) -> None:
+    n = 10_000 if yaml_parser == "libyaml" else 1_000  # the pure parser takes seconds for 10,000
+    entries = [f"  - {{id: r{i}, path: '/r{i}/<int:id>', methods: [GET]}}" for i in range(n)]
+    entries[-2] = f"  - {{id: r{n - 2}, path: '/r{n - 2}/<intt:id>', methods: [GET]}}"
+    entries[-1] = f"  - {{id: r{n - 1}, path: /r{n - 1}, methods: [GET], ownr: new}}"
+    found = problems("version: 1\nroutes:\n" + "\n".join(entries) + "\n")
+    assert found == [f"m.yaml:{n + 2}: unknown key 'ownr' in routes[{n - 1}]"]  # schema errors come first
+    entries[-1] = f"  - {{id: r{n - 1}, path: /r{n - 1}, methods: [GET]}}"
+    found = problems("version: 1\nroutes:\n" + "\n".join(entries) + "\n")
+    assert found == [
+        f"m.yaml:{n + 1}: routes[{n - 2}].path: path '/r{n - 2}/<intt:id>': unknown converter 'intt' "
+        "(known: int, float, uuid, string, path)"
+    ]
+
+
+def test_parsing_leaves_the_garbage_collector_as_it_found_it() -> None:
+    assert gc.isenabled()
+    parse_map(GOOD)
+    assert gc.isenabled()
+    problems("version: 1\nroutes: [\n")
+    assert gc.isenabled()
+    gc.disable()  # an application that manages the collector itself keeps it off
+    try:
+        parse_map(GOOD)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_reload_reuses_parsed_paths_and_still_refuses_bad_ones() -> None:
+    first = parse_map(GOOD)
+    again = parse_map(GOOD.replace("owner: new", "owner: legacy"))
+    assert again.templates[0] is first.templates[0]
+    for _ in range(2):  # a refused path is not remembered as good
+        assert any("unknown converter 'intt'" in p for p in problems(GOOD.replace("<int:", "<intt:")))
