@@ -8,9 +8,13 @@ the child runs a gunicorn arbiter whose worker serves exactly that app, over rea
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import gc
 import os
 import signal
 import socket
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -23,6 +27,50 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _fresh_database_connections() -> int:
+    """In the forked child, leave the test process's pooled database connections alone.
+
+    A connection carried across fork() is shared with the parent (SQLite says never to use one;
+    a server connection's socket would interleave two conversations): SQLAlchemy's own recipe
+    for a child is to start each engine's pool anew without closing what the parent still uses.
+    An in-memory SQLite database exists only in the test process, so its engine keeps the copy
+    the fork made: that copy is all the child can see of it."""
+    base = sys.modules.get("sqlalchemy.engine.base")
+    if base is None:
+        return 0
+    renewed = 0
+    for obj in gc.get_objects():
+        if not isinstance(obj, base.Engine):
+            continue
+        url = obj.url
+        if url.get_backend_name() == "sqlite" and (url.database or ":memory:").startswith(
+            (":memory:", "file::memory:")
+        ):
+            continue
+        obj.pool = obj.pool.recreate()  # what dispose(close=False) does, on every SQLAlchemy version
+        renewed += 1
+    return renewed
+
+
+def _forget_pushed_contexts() -> None:
+    """A server process starts with no Flask context pushed; the forked child must too.
+
+    The test that forked it may hold an app context (unittest setUp, a fixture's
+    test_request_context): requests in the child would reuse it, sharing its `g` and never
+    tearing it down (Flask-SQLAlchemy then never ends a request's session, holding SQLite's
+    lock against the test's own tearDown). Werkzeug 2+ keeps contexts in context variables,
+    left behind by running gunicorn in an empty context; Werkzeug 1 keys them by thread id."""
+    local = sys.modules.get("werkzeug.local")
+    if local is None:
+        return
+    ident = threading.get_ident()
+    for obj in gc.get_objects():
+        if isinstance(obj, local.Local):
+            storage = getattr(obj, "__storage__", None)
+            if isinstance(storage, dict):
+                storage.pop(ident, None)
 
 
 def _run_gunicorn(app: Callable[..., Any], port: int, workers: int) -> None:
@@ -50,7 +98,9 @@ class ForkedGunicorn:
         if pid == 0:  # the child: gunicorn or nothing, and never back into the test run
             code = 0
             try:
-                _run_gunicorn(app, self.port, workers)
+                _fresh_database_connections()
+                _forget_pushed_contexts()
+                contextvars.Context().run(_run_gunicorn, app, self.port, workers)
             except SystemExit as stop:  # gunicorn's way of ending, in the arbiter and its worker
                 code = stop.code if isinstance(stop.code, int) else 0
             except BaseException:

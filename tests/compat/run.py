@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -106,7 +107,9 @@ def run_app(name: str, modes: tuple[str, ...], wheel: Path) -> AppResult:
             result.problems += [f"serve: {p}" for p in result.serve.problems]
             continue
         if mode != "shadow":
-            result.runs[mode] = run_suite(name, app_dir, venv.python, mode, args, env)
+            result.runs[mode] = run_suite(
+                name, app_dir, venv.python, mode, args, {**env, **_mode_env(config, mode)}
+            )
             continue
         # the shadow run needs the app's map: init-map writes it, and is checked on the way
         map_path, result.map_check = init_map(venv, app_dir, str(config["app"]))
@@ -122,6 +125,16 @@ def run_app(name: str, modes: tuple[str, ...], wheel: Path) -> AppResult:
     if "direct" in result.runs:
         compare(result, config.get("inherent", {}))  # type: ignore[arg-type]
     return result
+
+
+def _mode_env(config: dict[str, object], mode: str) -> dict[str, str]:
+    """What one mode adds to the app's environment ({workdir}: a directory of that run's own)."""
+    extra = config.get("mode_env", {})
+    assert isinstance(extra, dict)
+    workdir = WORK / "out" / str(config["name"]) / f"{mode}-data"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    return {str(k): str(v).replace("{workdir}", str(workdir)) for k, v in extra.get(mode, {}).items()}
 
 
 def _cell(result: AppResult, mode: str) -> str:

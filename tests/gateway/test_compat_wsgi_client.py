@@ -37,6 +37,17 @@ def test_the_scope_is_what_a_server_builds_from_the_same_request() -> None:
     assert scope["server"] == ("localhost", 80)
 
 
+def test_a_content_type_given_twice_in_the_environ_is_one_header() -> None:
+    """Regression: werkzeug 2.0's test client sets CONTENT_TYPE and HTTP_CONTENT_TYPE; sending
+    both made gunicorn refuse flasky's API requests with 400 'Invalid HTTP Header'."""
+    env = _environ(path="/", headers={"Content-Type": "application/json"}, data=b"{}")
+    env["HTTP_CONTENT_TYPE"] = env["CONTENT_TYPE"]
+    env["HTTP_CONTENT_LENGTH"] = env["CONTENT_LENGTH"]
+    names = [k for k, _ in scope_from_environ(env)["headers"]]
+    assert names.count(b"content-type") == 1
+    assert names.count(b"content-length") == 1
+
+
 async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
