@@ -6,12 +6,13 @@ silently ignored setting. New sections (shadow, canary, guards) are added as opt
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from gateway.rollout_schema import CanarySettings, FallbackSettings, GuardSettings
 
@@ -36,6 +37,10 @@ class Unsafe(StrEnum):
     ROLLBACK = "rollback"  # the candidate runs first, in a transaction that is always rolled back
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+_FIELD_NAME = re.compile(r"[^\s.\[\]]+")  # a name at any depth: no path syntax
+
+
 class ShadowSettings(_Strict):
     """Shadow rules as written: in `defaults` every field has a value, on a route any may be
     left out and is then taken from `defaults` (lists are added to the defaults' lists)."""
@@ -48,7 +53,9 @@ class ShadowSettings(_Strict):
     ignore_headers: tuple[str, ...] = ()
     float_tolerance: float | None = Field(None, ge=0)
     unordered: tuple[str, ...] = ()  # list paths compared without order, e.g. body.items
-    redact: tuple[str, ...] = ()  # JSON field names never stored (password, token, ...)
+    # never stored, on top of the built-in names (gateway.parity.redact), which always are:
+    redact: tuple[str, ...] = ()  # field names: JSON at any depth, forms, query strings, text
+    redact_headers: tuple[str, ...] = ()  # header names, beside Authorization, Cookie, ...
     noise_sample: float | None = Field(None, ge=0, le=1, description="share of shadows that rerun the owner")
     unsafe: Unsafe | None = None
 
@@ -56,6 +63,31 @@ class ShadowSettings(_Strict):
     @classmethod
     def _lower(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if value is None else tuple(v.lower() for v in value)
+
+    @field_validator("redact", "redact_headers", mode="before")
+    @classmethod
+    def _a_list(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, list | tuple):
+            example = "[ssn, card_number]" if info.field_name == "redact" else "[x-internal-key]"
+            raise ValueError(f"must be a list of names, e.g. {example}")
+        return value
+
+    @field_validator("redact", mode="after")
+    @classmethod
+    def _field_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _FIELD_NAME.fullmatch(name):
+                why = "is not a field name (no spaces, dots or brackets), e.g. card_number"
+                raise ValueError(f"{name!r} {why}")
+        return value
+
+    @field_validator("redact_headers", mode="after")
+    @classmethod
+    def _header_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an HTTP header name, e.g. x-internal-key")
+        return tuple(v.lower() for v in value)
 
 
 DEFAULT_SHADOW = ShadowSettings(
@@ -66,7 +98,6 @@ DEFAULT_SHADOW = ShadowSettings(
     float_tolerance=0.0,
     noise_sample=0.1,
     unsafe=Unsafe.OFF,
-    redact=("password", "token", "access_token", "refresh_token", "secret", "api_key"),
 )
 
 
@@ -82,7 +113,8 @@ class ShadowRules:
     ignore_headers: tuple[str, ...]
     float_tolerance: float
     unordered: tuple[str, ...]
-    redact: tuple[str, ...]
+    redact: tuple[str, ...]  # added to the built-in names, which are always hidden
+    redact_headers: tuple[str, ...]
     noise_sample: float
     unsafe: Unsafe
 
@@ -129,6 +161,7 @@ def _merge(base: ShadowSettings, over: ShadowSettings) -> ShadowRules:
         float_tolerance=float(pick("float_tolerance")),
         unordered=union("unordered"),
         redact=union("redact"),
+        redact_headers=union("redact_headers"),
         noise_sample=float(pick("noise_sample")),
         unsafe=Unsafe(pick("unsafe")),
     )

@@ -57,6 +57,7 @@ class ParitySink(Protocol):
         owner_ms: float,
         candidate_ms: float,
         redact: tuple[str, ...],
+        redact_headers: tuple[str, ...] = (),
     ) -> None: ...
 
     def record_noise(self, *, route_id: str, diffs: tuple[Difference, ...]) -> None: ...
@@ -227,6 +228,7 @@ class ShadowRunner:
             owner_ms=job.owner_ms,
             candidate_ms=outcome.ms,
             redact=route.shadow.redact,
+            redact_headers=route.shadow.redact_headers,
         )
         if job.request.method in SAFE_METHODS and random.random() < route.shadow.noise_sample:
             again = await self._call(owner_side, shadow_scope(job.scope, "copy"), job.request.body, route)

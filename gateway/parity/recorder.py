@@ -50,6 +50,7 @@ class _RawSample:
     candidate: Capture
     diffs: tuple[Difference, ...]
     redact: tuple[str, ...]
+    redact_headers: tuple[str, ...] = ()
 
 
 def other_side(side: Side) -> Side:
@@ -128,6 +129,7 @@ class ParityRecorder:
         owner_ms: float,
         candidate_ms: float,
         redact: tuple[str, ...],
+        redact_headers: tuple[str, ...] = (),
     ) -> None:
         sig = signature(diffs) if diffs else ""
         now = self.clock()
@@ -153,7 +155,9 @@ class ParityRecorder:
             self._latency(route_id, owner_side, owner_ms)
             self._latency(route_id, other_side(owner_side), candidate_ms)
             if sig and self._take_sample(route_id, sig):
-                raw = _RawSample(route_id, sig, now, owner_side, request, owner, candidate, diffs, redact)
+                raw = _RawSample(
+                    route_id, sig, now, owner_side, request, owner, candidate, diffs, redact, redact_headers
+                )
                 self._raw.append(raw)
 
     def record_noise(self, *, route_id: str, diffs: tuple[Difference, ...]) -> None:
@@ -373,7 +377,9 @@ class ParityRecorder:
             self._sample_counts = counts
 
     def _row(self, sample: _RawSample) -> dict[str, Any]:
-        redactor = Redactor(sample.redact, secrets_of(sample.request, sample.owner, sample.candidate))
+        hidden = sample.redact_headers
+        secrets = secrets_of(sample.request, sample.owner, sample.candidate, headers=hidden)
+        redactor = Redactor(sample.redact, secrets, headers=hidden)
         return {
             "route_id": sample.route_id,
             "signature": sample.signature,

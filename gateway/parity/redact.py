@@ -1,12 +1,15 @@
 """What a stored sample may contain: requests and answers with their secrets taken out.
 
-Credentials (Authorization, Cookie, Set-Cookie, Proxy-Authorization, X-API-Key) never reach
-the store: their header values are replaced, and the values themselves are scrubbed wherever
-else they appear (an app that echoes its request headers, a diff rendering). Configured field
-names (`shadow.redact`) are replaced at any depth of a JSON body, in forms, in the query
-string, and in text that looks like `name: value` or `name=value`. Bodies are stored in a
-bounded form: JSON up to MAX_JSON characters, other text up to MAX_TEXT, binary as a digest;
-gzip and deflate bodies are decoded first (up to MAX_INFLATED bytes).
+Credentials (Authorization, Cookie, Set-Cookie, Proxy-Authorization, X-API-Key, any header
+named for one, and the headers a map lists in `shadow.redact_headers`) never reach the store:
+their header values are replaced, and the values themselves are scrubbed wherever else they
+appear (an app that echoes its request headers, a diff rendering). Secret field names (the
+built-in SECRET_FIELDS, and those a map adds in `shadow.redact`) are replaced at any depth of
+a JSON body, in forms, in the query string, and in text that looks like `name: value` or
+`name=value`. A map only ever adds names: the built-in ones are hidden whatever it says.
+Bodies are stored in a bounded form: JSON up to MAX_JSON characters, other text up to
+MAX_TEXT, binary as a digest; gzip and deflate bodies are decoded first (up to MAX_INFLATED
+bytes).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from urllib.parse import parse_qsl, urlencode
 from gateway.exchange import Capture, CapturedRequest, Difference
 
 REDACTED = "[redacted]"
+SECRET_FIELDS = frozenset({"password", "token", "access_token", "refresh_token", "secret", "api_key"})
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 # and any header whose name says it carries a credential: X-Auth-Token, X-Session-Secret, ...
 _CREDENTIAL_NAME = re.compile(r"(?i)auth|token|secret|passw|api[-_]?key|session")
@@ -41,13 +45,14 @@ _TEXTUAL = ("text/", "application/xml", "application/javascript")
 Headers = Sequence[tuple[str, str]]
 
 
-def secrets_of(request: CapturedRequest, *answers: Capture) -> set[str]:
-    """Credential values carried by the exchange: whole header values and their parts."""
+def secrets_of(request: CapturedRequest, *answers: Capture, headers: Iterable[str] = ()) -> set[str]:
+    """Credential values carried by the exchange: whole header values and their parts, of the
+    built-in credential headers and of the configured `headers`."""
     found: set[str] = set()
-    headers = [*request.headers, *(h for a in answers for h in a.headers)]
-    for name, value in headers:
+    extra = frozenset(h.lower() for h in headers)
+    for name, value in [*request.headers, *(h for a in answers for h in a.headers)]:
         name = name.lower()
-        if not sensitive_header(name):
+        if not sensitive_header(name) and name not in extra:
             continue
         found.add(value.strip())
         if name.endswith("authorization"):
@@ -60,8 +65,11 @@ def secrets_of(request: CapturedRequest, *answers: Capture) -> set[str]:
 
 
 class Redactor:
-    def __init__(self, fields: Iterable[str], secrets: Iterable[str] = ()) -> None:
-        self.fields = frozenset(f.lower() for f in fields if f)
+    def __init__(
+        self, fields: Iterable[str], secrets: Iterable[str] = (), headers: Iterable[str] = ()
+    ) -> None:
+        self.fields = SECRET_FIELDS | frozenset(f.lower() for f in fields if f)
+        self.extra_headers = frozenset(h.lower() for h in headers)
         # a configured name also hides the names built on it: `password` hides new_password
         # and passwordConfirm, `token` hides refresh_token
         self._within = (
@@ -87,6 +95,9 @@ class Redactor:
             text = self._pairs.sub(lambda m: m.group(1) + REDACTED, text)
         return text
 
+    def hidden_header(self, name: str) -> bool:
+        return sensitive_header(name) or name.lower() in self.extra_headers
+
     def hidden(self, name: str) -> bool:
         name = name.lower()
         return name in self.fields or (self._within is not None and self._within.search(name) is not None)
@@ -102,7 +113,7 @@ class Redactor:
 
     def headers(self, headers: Headers) -> list[list[str]]:
         return [
-            [name, REDACTED if sensitive_header(name) else self.text(value)]
+            [name, REDACTED if self.hidden_header(name) else self.text(value)]
             for name, value in headers
         ]
 
@@ -186,7 +197,7 @@ class Redactor:
         if rendered is None:
             return None
         names = [seg.removesuffix("[]") for seg in path.split(".")]
-        if names[0] == "headers" and len(names) > 1 and sensitive_header(".".join(names[1:])):
+        if names[0] == "headers" and len(names) > 1 and self.hidden_header(".".join(names[1:])):
             return REDACTED
         if any(self.hidden(n) for n in names[1:]):
             return REDACTED
