@@ -21,6 +21,9 @@ def _expect(response: httpx.Response, status: int, steps: list[str]) -> httpx.Re
     seen = [f"{h}={response.headers[h]}" for h in _SEEN_HEADERS if h in response.headers]
     cookies = sorted(response.cookies.keys())
     line = f"{response.request.method} {response.request.url.path} -> {response.status_code} {' '.join(seen)}"
+    # an absolute URL the app built names the server it was asked on: the same, bar the port
+    base = f"{response.request.url.scheme}://{response.request.url.netloc.decode()}"
+    line = line.replace(base, "<this server>")
     steps.append(line + (f" cookies={','.join(cookies)}" if cookies else ""))
     assert response.status_code == status, (
         f"{response.request.method} {response.request.url.path}: {response.status_code}, expected {status}: "
@@ -65,3 +68,23 @@ def realworld(client: httpx.Client, steps: list[str], name: str) -> None:
 
 
 SCENARIOS: dict[str, Scenario] = {"flaskr": flaskr, "realworld": realworld}
+
+
+def flasky(client: httpx.Client, steps: list[str], name: str) -> None:
+    home = _expect(client.get("/"), 200, steps).text
+    assert "Stranger" in home, "the home page does not greet a stranger"
+    _expect(client.get("/api/v1/posts/"), 401, steps)  # Flask-HTTPAuth without credentials
+    form = {"email": f"{name}@flasky.dev", "username": name, "password": "cat", "password2": "cat"}
+    r = _expect(client.post("/auth/register", data=form), 302, steps)
+    assert r.headers["location"].endswith("/auth/login"), r.headers["location"]
+    r = _expect(client.post("/auth/login", data={"email": form["email"], "password": "cat"}), 302, steps)
+    assert "session" in r.cookies or "remember_token" in r.cookies or client.cookies, "login set no cookie"
+    # not confirmed yet: Flask-Login's before_app_request sends the user to /auth/unconfirmed
+    r = _expect(client.get("/"), 302, steps)
+    assert r.headers["location"].endswith("/auth/unconfirmed"), r.headers["location"]
+    _expect(client.get("/auth/unconfirmed"), 200, steps)
+    _expect(client.get("/auth/logout"), 302, steps)
+    _expect(client.get("/user/nobody-by-that-name"), 404, steps)  # the app's HTML 404 page
+
+
+SCENARIOS["flasky"] = flasky

@@ -125,7 +125,7 @@ def _one_run(
             return f"{cmd[0]} did not come up:\n    " + "\n    ".join(tail)
         with httpx.Client(base_url=url, timeout=30) as client:
             try:
-                scenario(client, steps, "compat-user")
+                scenario(client, steps, "compat_user")
             except AssertionError as exc:
                 return f"over HTTP: {exc}"
     finally:
