@@ -64,11 +64,11 @@ def _gateway(
     )
 
 
-def init_map(venv: AppVenv, app_dir: Path, spec: str) -> tuple[Path, MapCheck]:
+def init_map(venv: AppVenv, app_dir: Path, spec: str, app_env: dict[str, str]) -> tuple[Path, MapCheck]:
     out = WORK / "out" / venv.app
     out.mkdir(parents=True, exist_ok=True)
     map_path = out / "init-map.yaml"
-    env = {"GATEWAY_LEGACY_APP": spec, "GATEWAY_NATIVE_APP": NO_NATIVE}
+    env = {**app_env, "GATEWAY_LEGACY_APP": spec, "GATEWAY_NATIVE_APP": NO_NATIVE}
     check = MapCheck()
     done = _gateway(venv, app_dir, ["init-map", "--force", "-o", str(map_path)], env)
     if done.returncode != 0:

@@ -112,7 +112,7 @@ def run_app(name: str, modes: tuple[str, ...], wheel: Path) -> AppResult:
             )
             continue
         # the shadow run needs the app's map: init-map writes it, and is checked on the way
-        map_path, result.map_check = init_map(venv, app_dir, str(config["app"]))
+        map_path, result.map_check = init_map(venv, app_dir, str(config["app"]), env)
         result.problems += [f"init-map: {p}" for p in result.map_check.problems]
         if result.map_check.unlisted:
             result.problems.append("init-map: no entry for " + ", ".join(result.map_check.unlisted))
