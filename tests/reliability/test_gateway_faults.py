@@ -267,7 +267,7 @@ async def test_a_deleted_map_keeps_the_last_good_one_serving_and_health_says_why
         after = await health()
         assert after["sha256"] == good and after["routes"] == 1
         assert after["last_reload"]["error"] == (  # type: ignore[index]
-            f"{path}: cannot read map file (No such file or directory); keeping the last good map"
+            f"{path}: map file not found; keeping the last good map"
         )
         assert (await c.get("/f/moving")).headers["x-served-by"] == "new"
         assert sample(gw, "gateway_map_reloads_total", result="error") == 1
