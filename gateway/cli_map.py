@@ -9,6 +9,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -21,6 +22,7 @@ from gateway.map_loader import MapError, Problem, load_map, parse_map
 from gateway.table import UNMAPPED_ID, build_table
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]+")  # what ROUTE_ID_PATTERN does not allow
+_CONVERTER_NOTE = re.compile(r"'([A-Za-z_]\w*)'")  # the names in inventory.read_path's note
 
 
 def cmd_check_map(args: argparse.Namespace) -> int:
@@ -61,7 +63,7 @@ def cmd_routes(args: argparse.Namespace) -> int:
     yes = {True: "y", False: "n"}
     table = [["METHOD", "PATH", "LEGACY", "NATIVE", "ENTRY", "OWNER", "NOTE"]]
     for r in rows:
-        note = "; ".join(e.note for e in (r.legacy, r.native) if e is not None and e.note)
+        note = "; ".join(_notes(r))
         table.append(
             [
                 r.method,
@@ -82,11 +84,18 @@ def cmd_routes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notes(r: inv.Row) -> list[str]:
+    notes = [e.note for e in (r.legacy, r.native) if e is not None and e.note]
+    if r.legacy is not None and r.legacy.host:
+        notes.append(f"legacy serves it by host: {r.legacy.host}")
+    return notes
+
+
 def _row_json(r: inv.Row) -> dict[str, Any]:
     out: dict[str, Any] = {"method": r.method, "path": r.path}
     for side, e in (("legacy", r.legacy), ("native", r.native)):
         out |= {side: e is not None, f"{side}_path": e and e.path, f"{side}_name": e and e.name}
-    notes = [e.note for e in (r.legacy, r.native) if e is not None and e.note]
+    notes = _notes(r)
     return out | {
         "entry": r.entry_id,
         "line": r.entry_line,
@@ -103,7 +112,10 @@ def cmd_init_map(args: argparse.Namespace) -> int:
     if out is not None and out.exists() and not args.force:
         raise CliError(f"{out} already exists; not overwriting it (use --force to replace it)", code=1)
     settings = _settings()
-    text, count = render_map(_endpoints(inv.Side.LEGACY, settings), settings.legacy_app)
+    made = render_map(_endpoints(inv.Side.LEGACY, settings), settings.legacy_app)
+    text = made.text
+    for notice in made.notices:
+        print(f"gateway init-map: note: {notice}", file=sys.stderr)
     try:
         parse_map(text, "<init-map output>")
     except MapError as exc:  # a bug here, not the user's: say so rather than write a bad map
@@ -117,7 +129,7 @@ def cmd_init_map(args: argparse.Namespace) -> int:
         os.replace(tmp, out)  # a gateway watching this directory sees one complete file
     except OSError as exc:
         raise CliError(f"cannot write {out}: {exc.strerror}", code=1) from None
-    print(f"wrote {out}: {count} routes, all owner: legacy", file=sys.stderr)
+    print(f"wrote {out}: {made.count} routes, all owner: legacy", file=sys.stderr)
     return 0
 
 
@@ -139,8 +151,18 @@ def _route_id(name: str, used: set[str]) -> str:
     return candidate
 
 
-def render_map(endpoints: Sequence[inv.Endpoint], source: str) -> tuple[str, int]:
-    """A version 1 map listing every legacy rule as legacy-owned, and how many entries it has."""
+_Taken = dict[tuple[str, str], tuple[str, str]]  # (shape, method) -> (route id, hosts)
+
+
+@dataclass
+class InitMap:
+    text: str
+    count: int
+    notices: list[str]  # what the map cannot hold as the app has it, for stderr
+
+
+def render_map(endpoints: Sequence[inv.Endpoint], source: str) -> InitMap:
+    """A version 1 map listing every legacy rule as legacy-owned, in the app's own rule order."""
     rules: dict[tuple[str, str], list[inv.Endpoint]] = {}
     for e in endpoints:
         rules.setdefault((e.name, e.path), []).append(e)
@@ -153,10 +175,12 @@ def render_map(endpoints: Sequence[inv.Endpoint], source: str) -> tuple[str, int
         "routes:",
     ]
     used: set[str] = set()
-    taken: dict[tuple[str, str], str] = {}  # (shape, method) -> id: Flask serves the first rule
+    taken: _Taken = {}  # Flask serves the first rule of a path and method
     count = 0
+    converters: dict[str, None] = {}
+    by_host: list[str] = []
     for (name, path), group in rules.items():
-        template, note = group[0].template, group[0].note
+        template, note, host = group[0].template, group[0].note, group[0].host
         methods = [e.method for e in group]
         if template is None:
             lines.append(f"  # skipped {name} {', '.join(methods)} {path}: {note}")
@@ -167,14 +191,25 @@ def render_map(endpoints: Sequence[inv.Endpoint], source: str) -> tuple[str, int
             first = _first_rule(taken, shape, m)
             if first is None:
                 kept.append(m)
+            elif first[1] != host:  # the app tells them apart by host, which a map cannot
+                where = host or "the app's default host"
+                lines.append(f"  # {name}: {m} {path} on {where} shares the entry {first[0]!r}: "
+                             "the map routes by path only, not by host")
+                by_host.append(name)
             else:  # the map would call this an overlap; Flask never reaches the later rule anyway
-                lines.append(f"  # {name}: {m} {path} is already served by the rule of {first!r}")
+                lines.append(f"  # {name}: {m} {path} is already served by the rule of {first[0]!r}")
         if not kept:
             continue
         route_id = _route_id(name, used)
-        taken.update({(shape, m): route_id for m in kept})
+        taken.update({(shape, m): (route_id, host) for m in kept})
         if note:
             lines.append(f"  # {path}: {note}")
+            if note.startswith("converter "):
+                converters.update(dict.fromkeys(_CONVERTER_NOTE.findall(note)))
+        if host:
+            lines.append(f"  # {name}: the app serves {path} on {host} only; "
+                         "this entry covers it on every host")
+            by_host.append(name)
         lines.append(f"  - id: {_scalar(route_id)}")
         lines.append(f"    path: {_scalar(template.source)}")
         if kept != [inv.ANY_METHOD]:
@@ -183,13 +218,28 @@ def render_map(endpoints: Sequence[inv.Endpoint], source: str) -> tuple[str, int
         count += 1
     if count == 0:
         lines[lines.index("routes:")] = "routes: []"
-    return "\n".join(lines) + "\n", count
+    notices = []
+    if converters:
+        names = ", ".join(repr(c) for c in converters)
+        notices.append(
+            f"converter {names} is not one the map knows (int, float, uuid, string, path): "
+            "its parameters are written as plain string parameters, which match any one path "
+            "segment; the legacy app still applies its own converter"
+        )
+    if by_host:
+        notices.append(
+            f"{len(dict.fromkeys(by_host))} rule(s) are limited to a subdomain or host "
+            f"({', '.join(dict.fromkeys(by_host))}): the map routes by method and path only, so "
+            "each entry covers its path on every host; keep those owner: legacy, or serve every "
+            "host from the native route (see the comments in the map)"
+        )
+    return InitMap("\n".join(lines) + "\n", count, notices)
 
 
-def _first_rule(taken: dict[tuple[str, str], str], shape: str, method: str) -> str | None:
-    for (s, m), route_id in taken.items():
+def _first_rule(taken: _Taken, shape: str, method: str) -> tuple[str, str] | None:
+    for (s, m), first in taken.items():
         if s == shape and (m == method or inv.ANY_METHOD in (m, method)):
-            return route_id
+            return first
     return None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -60,6 +60,10 @@ class Endpoint:
     name: str
     template: PathTemplate | None  # None only when gateway.paths cannot read the path at all
     note: str = ""
+    # the hosts the app serves this rule on, when not every host: "subdomain 'api'",
+    # "host 'a.example.com'". The map routes by method and path only (DESIGN.md), so an entry
+    # for this path covers it on every host; init-map and check-map say so.
+    host: str = ""
 
 
 def describe(obj: object) -> str:
@@ -122,9 +126,21 @@ def legacy_endpoints(app: object) -> list[Endpoint]:
     for rule in url_map.iter_rules():
         source = str(rule.rule)
         template, note = read_path(source)
+        host = rule_host(url_map, rule)
         for method in http_methods(rule.methods):
-            out.append(Endpoint(Side.LEGACY, method, source, str(rule.endpoint), template, note))
+            out.append(Endpoint(Side.LEGACY, method, source, str(rule.endpoint), template, note, host))
     return out
+
+
+def rule_host(url_map: Any, rule: Any) -> str:
+    """The hosts a werkzeug rule is limited to, or "" when it answers on the app's every host:
+    with `host_matching` a rule's `host`; otherwise a `subdomain` other than the default one."""
+    if getattr(url_map, "host_matching", False):
+        host = getattr(rule, "host", None)
+        return f"host {host!r}" if host else ""
+    subdomain = getattr(rule, "subdomain", None)
+    default = getattr(url_map, "default_subdomain", "") or ""
+    return f"subdomain {subdomain!r}" if subdomain and subdomain != default else ""
 
 
 def native_endpoints(app: object) -> list[Endpoint]:
@@ -241,6 +257,14 @@ def check_entries(
             errors.append(Problem(loaded.file, line, message))
             continue
         owner = loaded.map.owner_of(entry)
+        hosts = sorted({e.host for e in endpoints_for(entry, template, legacy) if e.host})
+        if hosts and (owner is Owner.NEW or entry.canary is not None):
+            message = (
+                f"{label} sends {entry.path} to the native side on every host, but the legacy app "
+                f"serves it by host ({', '.join(hosts)}): the map routes by method and path only, "
+                "so the native route must answer for every host (or keep the entry owner: legacy)"
+            )
+            warnings.append(Problem(loaded.file, line, message))
         missing = unserved_methods(entry, template, native if owner is Owner.NEW else legacy)
         what = "any method" if missing == [ANY_METHOD] else ", ".join(missing)
         if missing and owner is Owner.NEW:
@@ -283,8 +307,13 @@ def inventory(legacy: list[Endpoint], native: list[Endpoint], loaded: LoadedMap)
         for e in endpoints:
             shape = e.template.loose_shape if e.template is not None else ("?", e.path)
             slot = slots.setdefault((e.method, shape), [None, None])
-            if slot[index] is None:
+            first = slot[index]
+            if first is None:
                 slot[index] = e
+            elif e.host != first.host and e.host not in first.host.split(" + "):
+                # rules the legacy app tells apart by host: one row, and it names every host
+                hosts = f"{first.host or 'default host'} + {e.host or 'default host'}"
+                slot[index] = replace(first, host=hosts)
     table = build_table(loaded)
     rows: list[Row] = []
     for (method, _), (old, new) in slots.items():

@@ -60,6 +60,26 @@ def create_tricky_legacy() -> Flask:
     return app
 
 
+def create_subdomain_legacy() -> Flask:
+    """Rules werkzeug tells apart by subdomain, which a map (method and path only) cannot."""
+    app = Flask(__name__, static_folder=None, subdomain_matching=True)
+    app.config["SERVER_NAME"] = "example.test"
+    app.add_url_rule("/users", "api_users", _view, subdomain="api")
+    app.add_url_rule("/users", "site_users", _view)
+    app.add_url_rule("/profile", "tenant_profile", _view, subdomain="<tenant>")
+    app.add_url_rule("/about", "about", _view)
+    return app
+
+
+def create_host_legacy() -> Flask:
+    """`host_matching`: every rule has a host, two of them for the same path."""
+    app = Flask(__name__, static_folder=None, host_matching=True)
+    app.add_url_rule("/", "a_index", _view, host="a.example.test")
+    app.add_url_rule("/", "b_index", _view, host="b.example.test")
+    app.add_url_rule("/<int:n>", "tenant_item", _view, host="<tenant>.example.test")
+    return app
+
+
 class Middleware:
     """WSGI middleware in the ProxyFix style: the Flask app is one `.app` away."""
 

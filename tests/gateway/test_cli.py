@@ -305,6 +305,71 @@ def test_init_map_writes_a_valid_map_of_every_legacy_rule(capsys: pytest.Capture
     assert "# /pages/<any(about, help):page>: converter 'any' read as string" in out
 
 
+def test_init_map_says_on_stderr_which_converters_it_read_as_string(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "init-map")
+    assert code == 0 and parse_map(out).map.routes
+    assert err == (
+        "gateway init-map: note: converter 'any', 'color' is not one the map knows (int, float, "
+        "uuid, string, path): its parameters are written as plain string parameters, which match "
+        "any one path segment; the legacy app still applies its own converter\n"
+    )
+
+
+def test_init_map_keeps_subdomain_rules_in_order_and_says_the_map_cannot_tell_hosts_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_LEGACY_APP", f"{FAKES}:create_subdomain_legacy")
+    target = tmp_path / "m.yaml"
+    code, _, err = run(capsys, "init-map", "-o", str(target))
+    out = target.read_text()
+    assert code == 0
+    assert [(r.id, r.path) for r in parse_map(out).map.routes] == [
+        ("api_users", "/users"), ("tenant_profile", "/profile"), ("about", "/about"),
+    ]
+    assert "# api_users: the app serves /users on subdomain 'api' only; this entry covers it on every host" in out
+    assert ("# site_users: GET /users on the app's default host shares the entry 'api_users': "
+            "the map routes by path only, not by host") in out
+    assert "# tenant_profile: the app serves /profile on subdomain '<tenant>' only" in out
+    assert "about: the app serves" not in out  # the default subdomain is every host the app has
+    assert ("gateway init-map: note: 3 rule(s) are limited to a subdomain or host (api_users, "
+            "site_users, tenant_profile): the map routes by method and path only, so each entry "
+            "covers its path on every host; keep those owner: legacy, or serve every host from the "
+            "native route (see the comments in the map)\n") in err
+    assert run(capsys, "check-map", str(target))[0] == 0
+
+
+def test_routes_shows_one_row_per_path_naming_every_host_the_legacy_app_tells_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_LEGACY_APP", f"{FAKES}:create_subdomain_legacy")
+    empty = write(tmp_path, "version: 1\nroutes: []\n")
+    report = json.loads(run(capsys, "routes", "--json", "--map", str(empty))[1])
+    notes = {e["path"]: e["notes"] for e in report["endpoints"] if e["legacy"]}
+    assert notes == {
+        "/about": [],
+        "/profile": ["legacy serves it by host: subdomain '<tenant>'"],
+        "/users": ["legacy serves it by host: subdomain 'api' + default host"],
+    }
+
+
+def test_check_map_warns_when_a_host_bound_rule_goes_native(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_LEGACY_APP", f"{FAKES}:create_host_legacy")
+    code, out, _ = run(capsys, "init-map")
+    assert code == 0 and [r.id for r in parse_map(out).map.routes] == ["a_index", "tenant_item"]
+    assert "# b_index: GET / on host 'b.example.test' shares the entry 'a_index'" in out
+    path = write(tmp_path, out.replace("methods: [GET]\n    owner: legacy", "methods: [GET]\n    owner: new", 1))
+    line = out.splitlines().index("  - id: a_index") + 1
+    code, _, err = run(capsys, "check-map", str(path))
+    assert (
+        f"{path}:{line}: warning: route 'a_index' sends / to the native side on every host, but the "
+        "legacy app serves it by host (host 'a.example.test', host 'b.example.test'): the map "
+        "routes by method and path only, so the native route must answer for every host (or keep "
+        "the entry owner: legacy)"
+    ) in err
+
+
 def test_init_map_output_passes_check_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "generated.yaml"
     code, out, err = run(capsys, "init-map", "--output", str(target))
