@@ -7,6 +7,7 @@ import contextlib
 import logging
 from typing import Any
 
+from gateway import worker_startup
 from gateway.access_log import AccessLog
 from gateway.admin import create_admin_app
 from gateway.asgi import ASGIApp, Receive, Scope, Send
@@ -198,4 +199,8 @@ def create_app(settings: GatewaySettings | None = None) -> Dispatcher:
     """App factory: `uvicorn --factory gateway.app:create_app` reads GATEWAY_* settings."""
     settings = settings or GatewaySettings()
     configure_logging(settings.log_level, settings.log_format)
-    return Gateway(settings).dispatcher
+    try:
+        return Gateway(settings).dispatcher
+    except Exception as exc:
+        worker_startup.failed(exc)  # a worker of `gateway serve --workers N`: stop them all
+        raise

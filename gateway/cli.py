@@ -20,7 +20,7 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway import cli_demo, cli_map, cli_parity, cli_rollout
+from gateway import cli_demo, cli_map, cli_parity, cli_rollout, worker_startup
 from gateway.cli_common import (
     MAP_HELP,
     CliError,
@@ -51,7 +51,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # workers are separate processes that build their settings from the environment
     os.environ["GATEWAY_MAP_PATH"] = str(path)
     print(f"map {path}: {len(loaded.map.routes)} routes, sha256 {loaded.short_hash}", file=sys.stderr)
-    with metrics_dir(args.workers):
+    with metrics_dir(args.workers), contextlib.ExitStack() as stack:
+        errors = None
+        if args.workers > 1:  # uvicorn restarts a dead worker: one that cannot start stops them all
+            errors = stack.enter_context(worker_startup.supervised(Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="gateway-serve-")))))
         uvicorn.run(
             "gateway.app:create_app",
             factory=True,
@@ -62,6 +66,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             access_log=not settings.access_log,  # the gateway's own replaces it (uvicorn's shows queries)
         )
+        reported = worker_startup.reported(errors) if errors is not None else []
+    if reported:
+        raise CliError("a worker could not start, so the server stopped: " + "; ".join(reported), code=2)
     return 0
 
 

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.interpreter import REMOTE_MODE, conflict
+
 FIX = "run from the app's directory or pass --app-dir"
 
 
@@ -77,13 +79,16 @@ def load_object(spec: str) -> Any:
     module_name, attr = _split(spec)
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # the app's own module (or a package of its name) is missing, not something it imports
-        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
-            raise _not_found(spec, module_name) from exc
-        raise AppLoadError(f"{spec!r}: cannot import module {module_name!r}: {exc}") from exc
     except ImportError as exc:
-        raise AppLoadError(f"{spec!r}: cannot import module {module_name!r}: {exc}") from exc
+        # the app's own module (or a package of its name) is missing, not something it imports
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name is not None
+        if missing and (module_name + ".").startswith(f"{exc.name}."):
+            raise _not_found(spec, module_name) from exc
+        message = f"{spec!r}: cannot import module {module_name!r}: {exc}"
+        why = conflict(exc)
+        if why is not None:
+            message += f"; {why}, so {REMOTE_MODE}"
+        raise AppLoadError(message) from exc
     obj: Any = module
     for part in attr.split("."):
         try:

@@ -124,3 +124,37 @@ def test_an_app_not_on_the_path_is_refused_at_start_saying_where_it_looked(
         "run from the app's directory or pass --app-dir"
     )
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_app_that_cannot_share_the_interpreter_stops_serve_with_one_line(
+    app_dir: Path, tmp_path: Path, workers: int
+) -> None:
+    # the module is there, its import fails in every worker: uvicorn's supervisor would restart
+    # each worker forever; instead the first failure stops the server and is said once
+    (app_dir / "mylegacy.py").write_text("from pydantic.fields import ModelField\n" + LEGACY)
+    env = clean_env(tmp_path, GATEWAY_LEGACY_APP="mylegacy:app", GATEWAY_NATIVE_APP="mynative:app")
+    command = [str(SCRIPT), "serve", "--port", str(free_port()), "--workers", str(workers)]
+    done = subprocess.run(command, cwd=app_dir, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.splitlines()[-1]
+    prefix = "gateway serve: error: " + ("a worker could not start, so the server stopped: " if workers > 1 else "")
+    assert last.startswith(prefix + "'mylegacy:app': cannot import module 'mylegacy': cannot import name "
+                           "'ModelField' from 'pydantic.fields'"), done.stderr
+    assert last.endswith("(remote mode)") and "installed for the gateway itself" in last
+    assert done.stderr.count("ModelField") == 1 and "Traceback" not in done.stderr
+
+
+def test_a_factory_that_raises_in_every_worker_stops_serve(app_dir: Path, tmp_path: Path) -> None:
+    (app_dir / "mylegacy.py").write_text(
+        "def create_app():\n    raise RuntimeError('DATABASE_URL is not set')\n"
+    )
+    env = clean_env(tmp_path, GATEWAY_LEGACY_APP="mylegacy:create_app", GATEWAY_NATIVE_APP="mynative:app")
+    command = [str(SCRIPT), "serve", "--port", str(free_port()), "--workers", "2"]
+    done = subprocess.run(command, cwd=app_dir, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "gateway serve: error: a worker could not start, so the server stopped: "
+        "RuntimeError: DATABASE_URL is not set"
+    )
+    assert 'mylegacy.py", line 2, in create_app' in done.stderr  # the app's own error keeps its traceback

@@ -4,6 +4,7 @@ looked and what to do. `gateway serve` checks that, and its store URL, before an
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 import uuid
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from gateway import loading
+from gateway import interpreter, loading
 from gateway.cli import main
 from tests.gateway.test_cli import GOOD, fake_env, run, uvicorn_calls, write
 
@@ -79,6 +80,78 @@ def test_a_dependency_the_app_lacks_is_named_as_such(
     code, _, err = run(capsys, "init-map")
     assert code == 2
     assert err.endswith(f"cannot import module '{name}': No module named 'flask_not_installed_anywhere'\n")
+
+
+REMOTE = (
+    "so it cannot share one interpreter with the gateway: serve the app as it is served today "
+    "(its own virtualenv, gunicorn) and point the gateway at it, "
+    "GATEWAY_LEGACY_URL=http://127.0.0.1:8001 (remote mode)\n"
+)
+
+
+def test_an_app_written_for_an_older_python_is_pointed_to_remote_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python 3.10 dropped the collections aliases of collections.abc; old Flask apps used them
+    name = legacy_module(tmp_path, "from collections import Mapping\n")
+    monkeypatch.setenv("GATEWAY_LEGACY_APP", f"{name}:app")
+    code, _, err = run(capsys, "check-map", str(write(tmp_path, GOOD)))
+    python = f"Python {sys.version_info.major}.{sys.version_info.minor}"
+    assert code == 2
+    assert "cannot import name 'Mapping' from 'collections'" in err
+    assert err.endswith(f"; 'collections' is {python}'s own module, and the app was written for "
+                        f"another Python, {REMOTE}")
+
+
+def test_an_app_on_another_version_of_a_gateway_dependency_is_pointed_to_remote_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    uvicorn_calls: list[tuple[tuple[Any, ...], dict[str, Any]]],
+) -> None:
+    # pydantic 1's ModelField is gone in pydantic 2, which the gateway runs on
+    name = legacy_module(tmp_path, "from pydantic.fields import ModelField\n")
+    monkeypatch.setenv("GATEWAY_LEGACY_APP", f"{name}:app")
+    write(tmp_path, GOOD, "migration_map.yaml")
+    code, _, err = run(capsys, "serve", "--map", "migration_map.yaml")
+    assert code == 2 and uvicorn_calls == []
+    version = importlib.metadata.version("pydantic")
+    assert err.startswith(f"gateway serve: error: '{name}:app': cannot import module '{name}': "
+                          "cannot import name 'ModelField' from 'pydantic.fields'")
+    assert err.endswith(f"; pydantic {version} is installed for the gateway itself, and the app "
+                        f"needs another version of it, {REMOTE}")
+
+
+def test_an_import_error_of_the_app_s_own_libraries_is_not_called_a_conflict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # flask is the app's dependency, not the gateway's: installing the right one fixes it here
+    name = legacy_module(tmp_path, "from flask import NoSuchThing\n")
+    monkeypatch.setenv("GATEWAY_LEGACY_APP", f"{name}:app")
+    code, _, err = run(capsys, "init-map")
+    assert code == 2 and "cannot import name 'NoSuchThing' from 'flask'" in err
+    assert "remote mode" not in err
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (ModuleNotFoundError("No module named 'distutils'", name="distutils"),
+         "'distutils' was in the standard library of an older Python"),
+        (ModuleNotFoundError("No module named 'flask_sqlalchemy'", name="flask_sqlalchemy"), None),
+        (ImportError("cannot import name 'x' from 'yaml'", name="yaml"), "PyYAML"),
+        (ImportError("no name"), None),
+    ],
+)
+def test_conflict_tells_an_interpreter_conflict_from_a_missing_package(
+    error: ImportError, said: str | None
+) -> None:
+    why = interpreter.conflict(error)
+    assert (why is None) if said is None else (why is not None and said in why)
+
+
+def test_the_gateway_s_own_distributions_include_what_its_requirements_pull_in() -> None:
+    ours = interpreter.gateway_distributions()
+    assert {"fastapi", "pydantic", "starlette", "pyyaml"} <= ours  # starlette comes with fastapi
+    assert "flask" not in ours and "sqlalchemy" not in ours  # demo extra only
 
 
 def test_serve_puts_the_app_directory_first_and_refuses_an_app_it_cannot_find(
