@@ -6,6 +6,8 @@ Flask's tutorial app that passes directly and fails through the gateway.
 
 from __future__ import annotations
 
+import zipfile
+
 import pytest
 
 from tests.compat.run import run_app
@@ -29,3 +31,11 @@ def test_flaskr_passes_through_the_gateway_in_process_and_remote_as_directly() -
         "tests.test_auth::test_login",
         "tests.test_auth::test_logout",
     ]
+
+
+def test_the_wheel_installs_the_gateway_and_nothing_named_like_a_user_s_package() -> None:
+    # the demo apps run from the checkout: as top-level `features` and `legacy_flask` packages
+    # they would land in the legacy app's virtualenv beside (or over) packages of its own
+    with zipfile.ZipFile(build_wheel()) as wheel:
+        tops = {name.split("/")[0] for name in wheel.namelist()}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"gateway"}
