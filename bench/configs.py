@@ -136,6 +136,24 @@ def plan() -> list[Measurement]:
             Measurement("gw_remote", workload, "gateway_remote", p("legacy"), "legacy", also=("gunicorn",)),
             Measurement("naive_proxy", workload, "naive_proxy", p("legacy"), also=("gunicorn",)),
         ]
+        if workload != "get_db":
+            # a keep-alive upstream (gunicorn gthread) on the load core, beside wrk, in all three:
+            # it has the same share of a core whether wrk drives it or the gateway does, and the
+            # gateway (or the naive proxy) has a core of its own
+            ka = ("gunicorn_ka",)
+            out += [
+                Measurement("gunicorn_ka", workload, "gunicorn_ka", p("legacy")),
+                Measurement("gw_remote_ka", workload, "gateway_remote_ka", p("legacy"), "legacy", also=ka),
+                Measurement("naive_proxy_ka", workload, "naive_proxy_ka", p("legacy"), also=ka),
+            ]
+    # past one core: every process on both cores (wrk shares the second), legacy and native routes
+    out += [
+        Measurement("gunicorn_2w", "get", "gunicorn_2w", item.format("legacy")),
+        Measurement("gw_serve2_legacy", "get", "gateway_cli_2w", item.format("legacy"), "legacy"),
+        Measurement("gw_serve_legacy", "get", "gateway_cli", item.format("legacy"), "legacy"),
+        Measurement("bare_fastapi_2w", "get", "bare_fastapi_2w", item.format("native")),
+        Measurement("gw_serve2_native", "get", "gateway_cli_2w", item.format("native"), "new"),
+    ]
     return out
 
 
@@ -232,12 +250,24 @@ def post_body(size: int = POST_BODY_BYTES) -> bytes:
     return data
 
 
+GUNICORN_KA_THREADS = 4
+
+
+def gunicorn_argv(port: int, *, workers: int = 1, worker_class: str = "sync") -> list[str]:
+    threads = ["--threads", str(GUNICORN_KA_THREADS)] if worker_class == "gthread" else []
+    return [
+        sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", worker_class, *threads,
+        "-b", f"127.0.0.1:{port}", "--log-level", "warning", "bench.apps:legacy_app()",
+    ]
+
+
 def start_servers(
-    servers: Servers, env: dict[str, str], workdir: Path, wanted: set[str]
+    servers: Servers, env: dict[str, str], workdir: Path, wanted: set[str], load_cpu: str = "1"
 ) -> dict[str, Server]:
     flags, _ = uvicorn_flags()
     uvicorn = [sys.executable, "-m", "uvicorn", *flags, "--host", "127.0.0.1"]
     started: dict[str, Server] = {}
+    both = f"{servers.cpu},{load_cpu}" if servers.cpu is not None else None  # the multi-core servers
 
     def port() -> int:
         return free_port()
@@ -245,38 +275,34 @@ def start_servers(
     if wanted & {"gunicorn", "gateway_remote", "naive_proxy"}:
         p = port()
         started["gunicorn"] = servers.start(
-            "gunicorn",
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-w",
-                "1",
-                "-k",
-                "sync",
-                "-b",
-                f"127.0.0.1:{p}",
-                "--log-level",
-                "warning",
-                "bench.apps:legacy_app()",
-            ],
-            port=p,
-            env=env,
-            ready_path="/healthz",
+            "gunicorn", gunicorn_argv(p), port=p, env=env, ready_path="/healthz"
+        )
+    if wanted & {"gunicorn_ka", "gateway_remote_ka", "naive_proxy_ka"}:
+        p = port()
+        started["gunicorn_ka"] = servers.start(
+            "gunicorn_ka", gunicorn_argv(p, worker_class="gthread"), port=p, env=env,
+            ready_path="/healthz", cpu=load_cpu,
+        )
+    if "gunicorn_2w" in wanted:
+        p = port()
+        started["gunicorn_2w"] = servers.start(
+            "gunicorn_2w", gunicorn_argv(p, workers=2), port=p, env=env, ready_path="/healthz", cpu=both
         )
     asgi = {
         "bare_fastapi": ("bench.apps:native_app", env, "/bench/native/items/1"),
         "a2wsgi_mount": ("bench.baselines:a2wsgi_mount", env, "/healthz"),
         "gateway": ("gateway.app:create_app", gateway_env(env, workdir, "gateway"), "/_gateway/health"),
     }
-    if "gunicorn" in started:
-        upstream = started["gunicorn"].url
-        asgi["gateway_remote"] = (
+    for upstream_name, suffix in (("gunicorn", ""), ("gunicorn_ka", "_ka")):
+        if upstream_name not in started:
+            continue
+        upstream = started[upstream_name].url
+        asgi["gateway_remote" + suffix] = (
             "gateway.app:create_app",
-            gateway_env(env, workdir, "remote", GATEWAY_LEGACY_URL=upstream),
+            gateway_env(env, workdir, "remote" + suffix, GATEWAY_LEGACY_URL=upstream),
             "/_gateway/health",
         )
-        asgi["naive_proxy"] = (
+        asgi["naive_proxy" + suffix] = (
             "bench.baselines:naive_proxy",
             {**env, "BENCH_UPSTREAM_URL": upstream},
             "/healthz",
@@ -291,14 +317,24 @@ def start_servers(
                 env=server_env,
                 ready_path=ready,
             )
-    if "gateway_cli" in wanted:
-        # what a user runs: `gateway serve` with its defaults (uvicorn's own logging included)
+    if "bare_fastapi_2w" in wanted:
         p = port()
-        started["gateway_cli"] = servers.start(
-            "gateway_cli",
-            [sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1", "--port", str(p)],
-            port=p,
-            env=gateway_env(env, workdir, "cli"),
-            ready_path="/_gateway/health",
+        started["bare_fastapi_2w"] = servers.start(
+            "bare_fastapi_2w",
+            [*uvicorn, "--port", str(p), "--workers", "2", "--factory", "bench.apps:native_app"],
+            port=p, env=env, ready_path="/bench/native/items/1", cpu=both,
         )
+    for name, workers, cpu in (("gateway_cli", 1, servers.cpu), ("gateway_cli_2w", 2, both)):
+        if name in wanted:
+            # what a user runs: `gateway serve` with its defaults (uvicorn's own logging included)
+            p = port()
+            started[name] = servers.start(
+                name,
+                [sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1", "--port", str(p),
+                 "--workers", str(workers)],
+                port=p,
+                env=gateway_env(env, workdir, name),
+                ready_path="/_gateway/health",
+                cpu=cpu,
+            )
     return started

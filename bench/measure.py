@@ -161,7 +161,7 @@ def measure(settings: Settings, workdir: Path, env: dict[str, str]) -> dict[str,
     body = (workdir / "post.json").read_bytes()
     results: dict[str, dict[str, Any]] = {}
     with Servers(workdir, cpu=settings.server_cpu, cwd=Path(env["BENCH_SRC"])) as servers_ctl:
-        servers = start_servers(servers_ctl, env, workdir, wanted)
+        servers = start_servers(servers_ctl, env, workdir, wanted, load_cpu=settings.load_cpu)
         for m in measurements:
             size = preflight(m, servers[m.server], body)
             results[m.key] = {

@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
+from types import EllipsisType, FrameType
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,8 +148,11 @@ class Servers:
         env: dict[str, str],
         ready_path: str,
         timeout: float = 60,
+        cpu: str | EllipsisType | None = ...,
     ) -> Server:
-        command = (["taskset", "-c", self.cpu] if self.cpu is not None else []) + list(argv)
+        """Start a server pinned to `cpu` (default: the servers' core; None: not pinned)."""
+        pin = self.cpu if isinstance(cpu, EllipsisType) else cpu
+        command = (["taskset", "-c", pin] if pin is not None else []) + list(argv)
         log_path = self.workdir / f"{name}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
