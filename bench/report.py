@@ -268,6 +268,21 @@ def micro_marks(micro: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def extra_ratios(extras: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ratios of bench/extras.py's benchmarks, marked; one N/A row for a benchmark that failed."""
+    rows: list[dict[str, Any]] = []
+    for name, result in extras.items():
+        if "error" in result:
+            rows.append({"name": f"{name}: {result['error']}", "workload": "—", "value": None, "op": None,
+                         "target": None, "unit": "", "mark": "N/A"})
+            continue
+        for r in result.get("ratios", []):
+            value, op, target = r.get("value"), r.get("op"), r.get("target")
+            rows.append({"name": r["name"], "workload": r.get("workload", "—"), "value": value, "op": op,
+                         "target": target, "unit": r.get("unit", ""), "mark": mark(value, op, target)})
+    return rows
+
+
 def soak_mark(soak: dict[str, Any]) -> str:
     if not soak or soak.get("rss_growth") is None:
         return "N/A"
@@ -322,6 +337,12 @@ def render(results: dict[str, Any]) -> str:
     for row in micro_marks(micro):
         lines.append(
             f"| {row['name']} | micro | {_f(row['value'], '{:.2f}')} µs | {row['target']} "
+            f"| {row['mark']} | | |"
+        )
+    for row in extra_ratios(results.get("extras") or {}):
+        lines.append(
+            f"| {row['name']} | {row['workload']} | {_f(row['value'], '{:.2f}')}{row['unit']} "
+            f"| {_target(row['op'], row['target'])}{row['unit'] if row['target'] is not None else ''} "
             f"| {row['mark']} | | |"
         )
     if soak:
@@ -411,6 +432,12 @@ def render(results: dict[str, Any]) -> str:
             f"- RSS along the way (KiB): {', '.join(f'{v:,}' for v in soak.get('rss_trace_kib', []))}",
             "",
         ]
+
+    for name, result in (results.get("extras") or {}).items():
+        if "error" in result:
+            lines += [f"## {name}", "", f"**Not measured**: {result['error']}", ""]
+        elif result.get("markdown"):
+            lines += [f"## {result.get('title', name)}", "", result["markdown"].rstrip(), ""]
 
     lines += ["## Machine and versions", ""]
     for name, value in meta.get("machine", {}).items():

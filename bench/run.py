@@ -10,6 +10,7 @@ bench/README.md).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import extras, report
 from bench.configs import POST_BODY_BYTES, Settings, prepare, uvicorn_flags
 from bench.measure import log, measure
 from bench.meta import code_fingerprint, gateway_settings, git_state, loadavg, machine, notes, versions
@@ -62,6 +63,10 @@ def main() -> int:
             results["ratios"] = report.ratios(results["measurements"])
             if settings.micro:
                 results["micro"] = run_micro(settings, env)
+            results["extras"] = extras.run(
+                extras.selected(os.environ.get("BENCH_EXTRAS")), quick=settings.quick,
+                cwd=env["BENCH_SRC"], env=env,
+            )
             if settings.soak:
                 from bench import soak
 

@@ -7,6 +7,8 @@ the numbers they print honest.
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -280,3 +282,48 @@ def test_plan_covers_every_ratio() -> None:
         for workload in spec.workloads:
             assert (spec.numerator, workload) in planned
             assert (spec.denominator, workload) in planned
+
+
+def test_extra_benchmarks_join_the_ratio_table_and_a_failed_one_is_said() -> None:
+    results = {
+        "extras": {
+            "reload_cost": {
+                "title": "Map reloads under load",
+                "markdown": "| window | p99 |\n|---|---|\n| quiet | 1.0 |",
+                "ratios": [{"name": "p99 during reloads / quiet", "workload": "open loop", "value": 1.05,
+                            "op": "<=", "target": 1.2}],
+            },
+            "request_path": {"title": "Request path", "markdown": "", "ratios": [
+                {"name": "gateway overhead per request", "workload": "micro", "value": 12.5, "op": "<=",
+                 "target": 10, "unit": " µs"}]},
+            "http_clients": {"error": "bench.bench_http_clients exited with 1: boom"},
+        }
+    }
+    text = report.render(results)
+    assert "| p99 during reloads / quiet | open loop | 1.05 | <= 1.2 | PASS | | |" in text
+    assert "| gateway overhead per request | micro | 12.50 µs | <= 10 µs | MISS | | |" in text
+    assert "| http_clients: bench.bench_http_clients exited with 1: boom | — | — | — | N/A | | |" in text
+    assert "## Map reloads under load\n\n| window | p99 |" in text
+    assert "## http_clients\n\n**Not measured**: bench.bench_http_clients exited with 1: boom" in text
+
+
+def test_extras_are_selected_by_name() -> None:
+    from bench import extras
+
+    assert [e[0] for e in extras.selected(None)] == [e[0] for e in extras.EXTRAS]
+    assert extras.selected("0") == []
+    assert [e[0] for e in extras.selected("reload_cost")] == ["reload_cost"]
+    with pytest.raises(ValueError, match="BENCH_EXTRAS: unknown nope"):
+        extras.selected("nope")
+
+
+def test_an_extra_that_fails_or_prints_no_json_is_an_error_not_a_result(tmp_path: Path) -> None:
+    from bench import extras
+
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    (tmp_path / "noisy_extra.py").write_text("print('not json')\n")
+    (tmp_path / "failing_extra.py").write_text("raise SystemExit('no wrk here')\n")
+    silent = extras.run_one("noisy_extra", quick=True, cwd=str(tmp_path), env=env)
+    failed = extras.run_one("failing_extra", quick=True, cwd=str(tmp_path), env=env)
+    assert silent["error"].startswith("noisy_extra printed no JSON result")
+    assert failed == {"error": "failing_extra exited with 1: no wrk here"}
