@@ -25,6 +25,7 @@ EXTRAS: tuple[tuple[str, str, str], ...] = (
     ("http_clients", "bench.bench_http_clients", "remote mode's HTTP client against httpx and aiohttp"),
     ("shadow_isolation", "bench.shadow_isolation", "primary latency under shadows, open loop"),
     ("reload_cost", "bench.reload_cost", "primary latency during 10,000-entry map reloads"),
+    ("parse_map", "bench.bench_parse_map", "parse_map CPU time on 1,000 and 10,000 entries"),
 )
 TIMEOUT_S = 1800
 
