@@ -49,6 +49,7 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         self.complete = False
         self.keep_alive = False
+        self.interim = False  # parsing a 1xx answer
         self.started = False  # any byte of an answer seen
         self.failure: Exception | None = None
         self._wakeup: asyncio.Future[None] | None = None
@@ -71,16 +72,33 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
+        if not self.complete and exc is None and self._ends_at_close():
+            self.complete = True  # httptools has no "end of input" call to say it for us
+            self._wake()
         if not self.complete:
             why = f": {exc}" if exc else ""
             self._fail(UpstreamError(f"the upstream closed the connection{why}", answered=self.started))
+
+    def _ends_at_close(self) -> bool:
+        """An answer with neither a length nor chunks: its body is what came before the close."""
+        if not self.head_done.done() or self.failure is not None:
+            return False
+        return not any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers)
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            # an interim answer (100 Continue, 103 Early Hints) precedes the real one on the
+            # same connection: forgotten, as httpx and aiohttp forget them (101 never comes:
+            # upgrades are not forwarded)
+            self.interim = True
+            self.headers = []
+            return
+        self.status = status
         self.keep_alive = self.parser.should_keep_alive()  # read now: the parser resets it later
         if not self.head_done.done():
             self.head_done.set_result(None)
@@ -94,6 +112,9 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
         self.complete = True
         self._wake()
 
