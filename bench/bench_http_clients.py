@@ -19,7 +19,9 @@ headers as bytes, the answer streamed chunk by chunk, its raw headers filtered f
   `send(stream=True)` and `aiter_raw()`;
 - `aiohttp`: one `ClientSession` on `TCPConnector(limit=64, keepalive_timeout=60)`,
   `auto_decompress=False`, `content.iter_any()`;
-- `httpcore` (for information: httpx's transport without its client layer).
+- for information: `httpcore` (httpx's transport without its client layer), and `remote`
+  (gateway.remote.RemoteLegacy called with an ASGI scope: http1 plus the gateway's own
+  remote path, without uvicorn and the dispatcher).
 
 Each measurement is `--requests` requests, `--concurrency` in flight, for three workloads (a
 small JSON GET, a 1 KiB JSON POST echoed, a chunked answer of 16 x 1 KiB). The figure that
@@ -125,8 +127,9 @@ class Http1Client:
         response = await self.pool.request(method, target, headers, body)
         try:
             kept = [(k, v) for k, v in response.headers if k not in HOP_BY_HOP]
-            size = 0
-            async for chunk in response.chunks():
+            size, more = 0, True
+            while more:  # as remote.py reads it: each piece with whether more is to come
+                chunk, more = await response.read()
                 size += len(chunk)
             return response.status, kept, size
         finally:
@@ -134,6 +137,49 @@ class Http1Client:
 
     async def aclose(self) -> None:
         await self.pool.aclose()
+
+
+class RemoteClient:
+    """gateway.remote.RemoteLegacy called as the dispatcher calls it (ASGI scope, receive and
+    send), for the gateway's own remote path: the forwarded headers, the body read, the
+    answer's header filter and its ASGI messages, on top of http1."""
+
+    def __init__(self, host: str, port: int) -> None:
+        from gateway.remote import RemoteLegacy
+
+        self.remote = RemoteLegacy(f"http://{host}:{port}")
+
+    async def fetch(
+        self, method: str, target: str, headers: Headers, body: bytes
+    ) -> tuple[int, Headers, int]:
+        path, _, query = target.partition("?")
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "scheme": "http",
+            "client": ("127.0.0.1", 40000),
+            "headers": [(k, v) for k, v in headers if not k.startswith(b"x-forwarded")]
+            + ([(b"content-length", str(len(body)).encode())] if body else []),
+        }
+        answer: dict[str, Any] = {"size": 0}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"], answer["headers"] = message["status"], message["headers"]
+            else:
+                answer["size"] += len(message["body"])
+
+        await self.remote(scope, receive, send)
+        return answer["status"], answer["headers"], answer["size"]
+
+    async def aclose(self) -> None:
+        await self.remote.aclose()
 
 
 class HttpxClient:
@@ -221,6 +267,7 @@ class AiohttpClient:
 
 CLIENTS: dict[str, Callable[[str, int], Client]] = {
     "http1": Http1Client,
+    "remote": RemoteClient,
     "httpx": HttpxClient,
     "aiohttp": AiohttpClient,
     "httpcore": HttpcoreClient,
@@ -396,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--clients", default="http1,httpx,aiohttp,httpcore")
+    parser.add_argument("--clients", default="http1,httpx,aiohttp,httpcore,remote")
     parser.add_argument("--upstreams", default="gunicorn_gthread,uvicorn_a2wsgi")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--client-cpu", default="0")

@@ -116,9 +116,10 @@ class RemoteLegacy:
                     "headers": [(k, v) for k, v in response.headers if k not in HOP_BY_HOP],
                 }
             )
-            async for chunk in response.chunks():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            more = True
+            while more:
+                chunk, more = await response.read()
+                await send({"type": "http.response.body", "body": chunk, "more_body": more})
         except UpstreamError as exc:
             log.warning("legacy server %s broke off a response: %s", self.base_url, exc)
         finally:

@@ -114,6 +114,11 @@ class Upstream:
             return False
         if path == b"/silent-close":  # reads the request, hangs up without a byte
             return False
+        if path == b"/stall-body":  # the head and a part, then nothing more for a long time
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst")
+            await writer.drain()
+            await asyncio.sleep(5)
+            return False
         if path == b"/slow":
             await asyncio.sleep(5)
             return False

@@ -96,6 +96,38 @@ async def test_an_answer_cut_short_is_an_error_after_the_head(upstream: Upstream
     await pool.aclose()
 
 
+async def test_a_body_that_stops_coming_times_out_and_a_cancelled_reader_stays_cancelled(
+    upstream: Upstream,
+) -> None:
+    pool = Pool("127.0.0.1", upstream.port, timeout=0.3)
+    response = await pool.request("GET", "/stall-body", [], b"")
+    assert await response.read() == (b"first", True)
+    with pytest.raises(UpstreamError, match="stopped sending its answer") as caught:
+        await response.read()
+    assert caught.value.timeout and caught.value.answered
+    response.release()
+    stalled = await pool.request("GET", "/stall-body", [], b"")
+    assert await stalled.read() == (b"first", True)
+    reader = asyncio.ensure_future(stalled.read())
+    await asyncio.sleep(0.01)
+    reader.cancel()  # the client went away: a cancellation, not the upstream's timeout
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    stalled.release()
+    await pool.aclose()
+
+
+async def test_a_small_answer_is_read_whole_with_its_end(upstream: Upstream) -> None:
+    pool = Pool("127.0.0.1", upstream.port)
+    response = await pool.request("GET", "/keep", [], b"")
+    assert await response.read() == (b"ok", False)  # one piece, and it says it is the last
+    response.release()
+    head = await pool.request("HEAD", "/head", [], b"")
+    assert await head.read() == (b"", False)
+    head.release()
+    await pool.aclose()
+
+
 async def test_a_slow_upstream_times_out_and_a_dead_one_is_refused(upstream: Upstream) -> None:
     pool = Pool("127.0.0.1", upstream.port, timeout=0.3)
     with pytest.raises(UpstreamError, match="did not answer in time") as caught:
