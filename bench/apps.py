@@ -4,7 +4,9 @@ The demo has a cheap JSON GET on both sides (`/api/users/<id>`, one primary-key 
 POST that leaves the database as it was, so both apps get, here and only here:
 
 - `GET  /bench/<variant>/items/<int:item_id>`: a small JSON document, no database;
-- `POST /bench/<variant>/echo`: parses a JSON object and sends it back.
+- `POST /bench/<variant>/echo`: parses a JSON object and sends it back;
+- `GET  /bench/<variant>/stream` (legacy side only, for bench_http_clients.py): 16 chunks of
+  1 KiB from a generator, which a server sends chunked, having no length to announce.
 
 `<variant>` only lets the bench map give each configuration (native, legacy, shadow 25 %,
 ...) its own entry while both apps serve the same handler. Bodies are byte-identical on both
@@ -58,9 +60,12 @@ def native_app() -> Any:
     return app
 
 
+STREAM_CHUNKS, STREAM_CHUNK = 16, b"x" * 1023 + b"\n"
+
+
 def legacy_app() -> Any:
     """legacy_flask's app (blueprints, session, error handlers) plus the bench routes."""
-    from flask import Blueprint, jsonify, request
+    from flask import Blueprint, Response, jsonify, request
 
     from legacy_flask.app import create_app
 
@@ -76,6 +81,10 @@ def legacy_app() -> Any:
         if not isinstance(body, dict):
             return jsonify({"error": {"code": "bad_request"}}), 400
         return jsonify(body)
+
+    @bp.get("/bench/<variant>/stream")
+    def bench_stream(variant: str) -> Any:
+        return Response((STREAM_CHUNK for _ in range(STREAM_CHUNKS)), mimetype="application/octet-stream")
 
     app = create_app()
     app.register_blueprint(bp)

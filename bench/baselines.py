@@ -2,6 +2,8 @@
 
 - `a2wsgi_mount`: the plain bridge, a FastAPI app with the legacy Flask app mounted at "/"
   through `a2wsgi.WSGIMiddleware` (its defaults), nothing else;
+- `a2wsgi_app`: the legacy Flask app alone through `a2wsgi.WSGIMiddleware`, no FastAPI: a
+  keep-alive upstream for remote mode (uvicorn keeps connections open, gunicorn sync does not);
 - `naive_proxy`: a FastAPI app forwarding every request to a remote legacy server
   (BENCH_UPSTREAM_URL) with one plain `httpx.AsyncClient`: the remote-mode baseline.
 """
@@ -27,6 +29,14 @@ def a2wsgi_mount() -> Any:
     app = FastAPI()
     app.mount("/", WSGIMiddleware(legacy_app()))
     return app
+
+
+def a2wsgi_app() -> Any:
+    from a2wsgi import WSGIMiddleware
+
+    from bench.apps import legacy_app
+
+    return WSGIMiddleware(legacy_app())
 
 
 def naive_proxy() -> Any:

@@ -37,21 +37,26 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.closed = asyncio.get_running_loop().create_future()
+        self.loop = asyncio.get_running_loop()
+        self.closed = self.loop.create_future()
+        # one parser for the connection's life, as uvicorn's server side has: it starts on
+        # the next answer by itself, and a connection is only reused after a complete one
+        self.parser = httptools.HttpResponseParser(self)
+        self.body: collections.deque[bytes] = collections.deque()
         self._reset()
 
     def _reset(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.body: collections.deque[bytes] = collections.deque()
+        self.head_done: asyncio.Future[None] = self.loop.create_future()
+        self.body.clear()
         self.buffered = 0
         self.complete = False
         self.keep_alive = False
+        self.interim = False  # parsing a 1xx answer
         self.started = False  # any byte of an answer seen
         self.failure: Exception | None = None
-        self._wakeup: asyncio.Future[None] | None = None
+        self._wakeup: asyncio.Future[bool] | None = None  # True: data or an end; False: timed out
         self.paused = False
 
     # asyncio.Protocol
@@ -71,16 +76,33 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
+        if not self.complete and exc is None and self._ends_at_close():
+            self.complete = True  # httptools has no "end of input" call to say it for us
+            self._wake()
         if not self.complete:
             why = f": {exc}" if exc else ""
             self._fail(UpstreamError(f"the upstream closed the connection{why}", answered=self.started))
+
+    def _ends_at_close(self) -> bool:
+        """An answer with neither a length nor chunks: its body is what came before the close."""
+        if not self.head_done.done() or self.failure is not None:
+            return False
+        return not any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers)
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            # an interim answer (100 Continue, 103 Early Hints) precedes the real one on the
+            # same connection: forgotten, as httpx and aiohttp forget them (101 never comes:
+            # upgrades are not forwarded)
+            self.interim = True
+            self.headers = []
+            return
+        self.status = status
         self.keep_alive = self.parser.should_keep_alive()  # read now: the parser resets it later
         if not self.head_done.done():
             self.head_done.set_result(None)
@@ -94,6 +116,9 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
         self.complete = True
         self._wake()
 
@@ -110,29 +135,40 @@ class _Connection(asyncio.Protocol):
         self.close()
 
     def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
+        if self._wakeup is not None:
+            _settle(self._wakeup, True)
 
-    async def next_chunk(self, timeout: float) -> bytes | None:  # noqa: ASYNC109 - per wait, not overall
-        """The next body chunk, or None once the answer is complete."""
-        while not self.body:
+    async def next_chunk(self, timeout: float) -> tuple[bytes, bool]:  # noqa: ASYNC109 - per wait
+        """The body that has arrived (at least a byte, unless the answer is complete), and
+        whether more is to come: (b"", False) at the end."""
+        body = self.body
+        while not body:
             if self.complete:
-                return None
+                return b"", False
             if self.failure is not None:
                 raise self.failure
-            self._wakeup = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._wakeup
-            except TimeoutError:
-                message = "the upstream stopped sending its answer"
-                raise UpstreamError(message, timeout=True, answered=True) from None
-        chunk = self.body.popleft()
-        self.buffered -= len(chunk)
-        if self.paused and self.buffered <= MAX_BUFFER // 2 and self.transport is not None:
+            await self._wait(timeout)
+        # everything that has arrived goes as one piece: a small answer is usually all here
+        # along with its head, and then needs one ASGI send in all instead of one per segment
+        chunk = body.popleft() if len(body) == 1 else b"".join(body)
+        body.clear()
+        self.buffered = 0
+        if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
-        return chunk
+        return chunk, not self.complete
+
+    async def _wait(self, timeout: float) -> None:  # noqa: ASYNC109 - per wait, not overall
+        self._wakeup = wakeup = self.loop.create_future()
+        # a timer, not asyncio.timeout(): cheaper, and it runs for every wait on a slow body
+        timer = self.loop.call_later(timeout, _settle, wakeup, False)
+        try:
+            woken = await wakeup
+        finally:
+            timer.cancel()
+        if not woken:
+            message = "the upstream stopped sending its answer"
+            raise UpstreamError(message, timeout=True, answered=True)
 
     @property
     def reusable(self) -> bool:
@@ -150,21 +186,26 @@ class _Connection(asyncio.Protocol):
 
 
 class Response:
-    """An answer being received; iterate `chunks()`, then `release()` (always)."""
+    """An answer being received; `read()` it to its end (or iterate `chunks()`), then
+    `release()` (always)."""
 
     def __init__(self, pool: Pool, conn: _Connection, head: bool) -> None:
         self._pool, self._conn, self._head = pool, conn, head
         self.status = conn.status
         self.headers = conn.headers
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def read(self) -> tuple[bytes, bool]:
+        """The next part of the body and whether more may follow; (b"", False) at its end."""
         if self._head or self.status in (204, 304):
-            return
-        while True:
-            chunk = await self._conn.next_chunk(self._pool.timeout)
-            if chunk is None:
-                return
-            yield chunk
+            return b"", False
+        return await self._conn.next_chunk(self._pool.timeout)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        more = True
+        while more:
+            chunk, more = await self.read()
+            if chunk:
+                yield chunk
 
     def release(self) -> None:
         conn = self._conn
@@ -206,7 +247,7 @@ class Pool:
             if len(body) >= 65536:
                 conn.transport.write(body)
             # a timer, not asyncio.timeout(): this runs for every proxied request
-            timer = asyncio.get_running_loop().call_later(self.timeout, conn.too_slow)
+            timer = conn.loop.call_later(self.timeout, conn.too_slow)
             try:
                 await conn.head_done
             except UpstreamError as exc:
@@ -284,6 +325,11 @@ class Pool:
                     await conn.closed
             except TimeoutError:
                 pass
+
+
+def _settle(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def _request_head(

@@ -29,6 +29,9 @@ HOP_BY_HOP = frozenset(
         b"proxy-connection",
     }
 )
+# not forwarded either: the gateway has read the whole body before it sends the request (the
+# ASGI server sent the client its 100 Continue), so the upstream has nothing to wait for
+NOT_FORWARDED = HOP_BY_HOP | {b"expect"}
 
 
 _UNSAFE_IN_TARGET = re.compile(rb"[^\x21-\x7e]")
@@ -56,7 +59,7 @@ def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
     chain: list[bytes] = []
     has_proto = False
     for k, v in scope["headers"]:
-        if k in HOP_BY_HOP:
+        if k in NOT_FORWARDED:
             continue
         if k == b"x-forwarded-for":
             chain.append(v)
@@ -113,9 +116,10 @@ class RemoteLegacy:
                     "headers": [(k, v) for k, v in response.headers if k not in HOP_BY_HOP],
                 }
             )
-            async for chunk in response.chunks():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            more = True
+            while more:
+                chunk, more = await response.read()
+                await send({"type": "http.response.body", "body": chunk, "more_body": more})
         except UpstreamError as exc:
             log.warning("legacy server %s broke off a response: %s", self.base_url, exc)
         finally:

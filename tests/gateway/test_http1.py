@@ -1,92 +1,20 @@
 """gateway.http1, the remote-mode client, against a scripted HTTP server on 127.0.0.1: reuse,
-closes, chunked and large bodies, a stale kept-alive connection, failures and timeouts."""
+closes, chunked and large bodies, interim (1xx) answers, a stale kept-alive connection, an
+upstream hanging up mid-headers or mid-body, TLS, failures and timeouts."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from gateway.http1 import MAX_BUFFER, Pool, UpstreamError, parse_base_url
+from tests.gateway.scripted_upstream import Upstream, self_signed
 
 pytestmark = pytest.mark.anyio
-
-
-class Upstream:
-    """Answers by path; counts connections and remembers every request it read."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.requests: list[tuple[bytes, bytes]] = []  # (head, body)
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError:
-                    return
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                body = await reader.readexactly(length) if length else b""
-                self.requests.append((head, body))
-                path = head.split(b" ")[1]
-                if not await self.answer(path, body, writer):
-                    return
-        finally:
-            writer.close()
-
-    async def answer(self, path: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
-        """Write the answer; False closes the connection."""
-        if path == b"/keep":
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-            return True
-        if path == b"/close":
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-            return False
-        if path == b"/drop-after":  # keep-alive by the headers, then the server hangs up anyway
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-            await writer.drain()
-            return False
-        if path == b"/chunked":
-            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
-            return True
-        if path == b"/big":
-            size = MAX_BUFFER * 4
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
-            for _ in range(size // 65536):
-                writer.write(b"x" * 65536)
-                await writer.drain()
-            return True
-        if path == b"/cut":
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
-            await writer.drain()
-            return False
-        if path == b"/slow":
-            await asyncio.sleep(5)
-            return False
-        if path == b"/echo":
-            writer.write(b"HTTP/1.1 201 Created\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
-            return True
-        if path == b"/head":
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
-            return True
-        writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
-        return True
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
 
 
 @pytest.fixture
@@ -168,6 +96,38 @@ async def test_an_answer_cut_short_is_an_error_after_the_head(upstream: Upstream
     await pool.aclose()
 
 
+async def test_a_body_that_stops_coming_times_out_and_a_cancelled_reader_stays_cancelled(
+    upstream: Upstream,
+) -> None:
+    pool = Pool("127.0.0.1", upstream.port, timeout=0.3)
+    response = await pool.request("GET", "/stall-body", [], b"")
+    assert await response.read() == (b"first", True)
+    with pytest.raises(UpstreamError, match="stopped sending its answer") as caught:
+        await response.read()
+    assert caught.value.timeout and caught.value.answered
+    response.release()
+    stalled = await pool.request("GET", "/stall-body", [], b"")
+    assert await stalled.read() == (b"first", True)
+    reader = asyncio.ensure_future(stalled.read())
+    await asyncio.sleep(0.01)
+    reader.cancel()  # the client went away: a cancellation, not the upstream's timeout
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    stalled.release()
+    await pool.aclose()
+
+
+async def test_a_small_answer_is_read_whole_with_its_end(upstream: Upstream) -> None:
+    pool = Pool("127.0.0.1", upstream.port)
+    response = await pool.request("GET", "/keep", [], b"")
+    assert await response.read() == (b"ok", False)  # one piece, and it says it is the last
+    response.release()
+    head = await pool.request("HEAD", "/head", [], b"")
+    assert await head.read() == (b"", False)
+    head.release()
+    await pool.aclose()
+
+
 async def test_a_slow_upstream_times_out_and_a_dead_one_is_refused(upstream: Upstream) -> None:
     pool = Pool("127.0.0.1", upstream.port, timeout=0.3)
     with pytest.raises(UpstreamError, match="did not answer in time") as caught:
@@ -187,6 +147,97 @@ async def test_the_pool_bounds_connections_and_queues_the_rest(upstream: Upstrea
     assert results == [(200, b"ok")] * 10
     assert upstream.connections <= 2
     await pool.aclose()
+
+
+async def test_chunked_answers_arriving_piece_by_piece_are_decoded(upstream: Upstream) -> None:
+    pool = Pool("127.0.0.1", upstream.port)
+    response = await pool.request("GET", "/chunked", [], b"")
+    assert (b"x-kind", b"chunks") in response.headers and (b"transfer-encoding", b"chunked") in response.headers
+    assert b"".join([c async for c in response.chunks()]) == b"hello world"
+    response.release()
+    assert await fetch(pool, "/chunked-slowly") == (200, b"abcdef")
+    assert await fetch(pool, "/keep") == (200, b"ok")
+    assert upstream.connections == 1
+    await pool.aclose()
+
+
+async def test_an_answer_framed_by_connection_close_is_read_to_the_end(upstream: Upstream) -> None:
+    pool = Pool("127.0.0.1", upstream.port)
+    assert await fetch(pool, "/close-unframed") == (200, b"until the end")
+    assert await fetch(pool, "/keep") == (200, b"ok")
+    assert upstream.connections == 2  # the closed one was not handed out again
+    await pool.aclose()
+
+
+async def test_interim_answers_are_skipped_and_the_connection_stays_in_step(upstream: Upstream) -> None:
+    """Regression: a `100 Continue` (what gunicorn sends for `Expect: 100-continue`) was taken
+    for the answer: the client got a bodiless 100 and the real answer was read as the next one."""
+    pool = Pool("127.0.0.1", upstream.port)
+    response = await pool.request("POST", "/continue", [(b"expect", b"100-continue")], b"payload")
+    assert response.status == 201 and response.headers == [(b"content-length", b"7")]
+    assert b"".join([c async for c in response.chunks()]) == b"payload"
+    response.release()
+    assert await fetch(pool, "/early-hints") == (200, b"ok")
+    assert await fetch(pool, "/keep") == (200, b"ok")
+    assert upstream.connections == 1
+    await pool.aclose()
+
+
+@pytest.mark.parametrize("reused", [False, True])
+async def test_an_upstream_hanging_up_mid_headers_is_an_error_never_resent(upstream: Upstream, reused: bool) -> None:
+    pool = Pool("127.0.0.1", upstream.port)
+    if reused:
+        assert await fetch(pool, "/keep") == (200, b"ok")
+    with pytest.raises(UpstreamError, match="the upstream closed the connection") as caught:
+        await pool.request("POST", "/cut-head", [], b"order=1")
+    assert caught.value.answered and not caught.value.timeout
+    assert [head.split(b" ")[1] for head, _ in upstream.requests].count(b"/cut-head") == 1  # a write is never sent twice
+    assert await fetch(pool, "/keep") == (200, b"ok")
+    await pool.aclose()
+
+
+async def test_an_upstream_hanging_up_without_a_byte_on_a_new_connection_is_not_retried(upstream: Upstream) -> None:
+    pool = Pool("127.0.0.1", upstream.port)
+    with pytest.raises(UpstreamError, match="the upstream closed the connection") as caught:
+        await pool.request("GET", "/silent-close", [], b"")
+    assert not caught.value.answered
+    assert len(upstream.requests) == 1  # a new connection closed is no stale one: no retry
+    await pool.aclose()
+
+
+async def test_a_chunked_answer_cut_short_is_an_error_after_what_arrived(upstream: Upstream) -> None:
+    pool = Pool("127.0.0.1", upstream.port)
+    response = await pool.request("GET", "/cut-chunked", [], b"")
+    got: list[bytes] = []
+    with pytest.raises(UpstreamError, match="the upstream closed the connection") as caught:
+        async for chunk in response.chunks():
+            got.append(chunk)
+    assert caught.value.answered and b"".join(got).startswith(b"hello")
+    response.release()
+    assert await fetch(pool, "/keep") == (200, b"ok")
+    await pool.aclose()
+
+
+async def test_tls_upstreams_are_verified_and_their_connections_reused(tmp_path: Path) -> None:
+    cert = self_signed(tmp_path)
+    server = Upstream(tls=cert.server_context())
+    await server.start()
+    pool = Pool("127.0.0.1", server.port, tls=cert.client_context())
+    try:
+        assert [await fetch(pool, "/keep") for _ in range(3)] == [(200, b"ok")] * 3
+        assert await fetch(pool, "/chunked") == (200, b"hello world")
+        assert await fetch(pool, "/echo", "POST", b"x" * 70000) == (201, b"x" * 70000)
+        assert await fetch(pool, "/continue", "POST", b"tls") == (201, b"tls")
+        assert server.connections == 1
+        with pytest.raises(UpstreamError, match="the upstream closed the connection"):
+            await pool.request("GET", "/cut-head", [], b"")
+    finally:
+        await pool.aclose()
+    untrusting = Pool("127.0.0.1", server.port, tls=ssl.create_default_context(), timeout=5)
+    with pytest.raises(UpstreamError, match=r"cannot connect to the upstream: .*certificate verify failed") as caught:
+        await untrusting.request("GET", "/keep", [], b"")
+    assert not caught.value.timeout
+    await server.stop()
 
 
 def test_base_urls() -> None:

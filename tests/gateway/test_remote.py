@@ -1,4 +1,5 @@
-"""Remote mode: the legacy side is a real HTTP server, reached through the pooled client."""
+"""Remote mode: the legacy side is a real HTTP server (wsgiref, or the scripted upstream of
+test_http1 for framing, interim answers, hang-ups and TLS), reached through the pooled client."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.settings import GatewaySettings
+from tests.gateway.scripted_upstream import Upstream, self_signed
 from tests.gateway.wsgi_fixtures import legacy_app
 from tests.support import asgi_client
 
@@ -125,3 +127,114 @@ def test_a_path_byte_a_request_line_cannot_carry_goes_out_percent_encoded() -> N
     assert _request_line_safe("/caf\u00e9/a b".encode()) == "/caf%C3%A9/a%20b"
     assert _request_line_safe(b"/already%20fine/%2F?x") == "/already%20fine/%2F?x"
     assert _request_line_safe(b"q=a\tb") == "q=a%09b"
+
+
+# -- against a scripted upstream: framing, interim answers, early hang-ups, TLS ----------------
+
+
+@pytest.fixture
+async def scripted(tmp_path: Path) -> AsyncIterator[tuple[Gateway, Upstream]]:
+    upstream = Upstream()
+    await upstream.start()
+    gw = await make_gateway(tmp_path, upstream.url)
+    yield gw, upstream
+    await gw.shutdown()
+    await upstream.stop()
+
+
+@pytest.mark.anyio
+async def test_chunked_and_connection_close_answers_reach_the_client_reframed(
+    scripted: tuple[Gateway, Upstream],
+) -> None:
+    gw, upstream = scripted
+    async with asgi_client(gw.dispatcher) as c:
+        chunked = await c.get("/chunked")
+        closes = [await c.get("/close") for _ in range(3)]
+        unframed = await c.get("/close-unframed")
+    assert (chunked.status_code, chunked.text, chunked.headers["x-kind"]) == (200, "hello world", "chunks")
+    assert "transfer-encoding" not in chunked.headers  # hop-by-hop: the gateway's server frames its own answer
+    assert [(r.status_code, r.text, r.headers.get("connection")) for r in closes] == [(200, "ok", None)] * 3
+    assert (unframed.status_code, unframed.text) == (200, "until the end")
+    assert upstream.connections == 4  # /chunked's, reused for the first /close; then one after each close
+
+
+@pytest.mark.anyio
+async def test_an_expect_100_continue_request_is_sent_whole_without_the_expectation(
+    scripted: tuple[Gateway, Upstream],
+) -> None:
+    gw, upstream = scripted
+    async with asgi_client(gw.dispatcher) as c:
+        echoed = await c.post("/echo", content=b"a" * 3000, headers={"Expect": "100-continue"})
+        # an upstream that answers 100 Continue anyway (unasked) is followed to its real answer
+        continued = await c.post("/continue", content=b"b" * 10, headers={"Expect": "100-continue"})
+    assert (echoed.status_code, echoed.content) == (201, b"a" * 3000)
+    assert (continued.status_code, continued.content) == (201, b"b" * 10)
+    heads = [head.lower() for head, _ in upstream.requests]
+    assert heads and not any(b"\r\nexpect:" in head for head in heads)
+    assert [len(body) for _, body in upstream.requests] == [3000, 10]
+
+
+@pytest.mark.anyio
+async def test_an_upstream_hanging_up_mid_headers_is_a_502(scripted: tuple[Gateway, Upstream]) -> None:
+    gw, upstream = scripted
+    async with asgi_client(gw.dispatcher) as c:
+        cut = await c.post("/cut-head", content=b"order=1", headers={"X-Request-ID": "cut-1"})
+        after = await c.get("/keep")
+    assert cut.status_code == 502
+    assert cut.json()["error"] == {"code": "legacy_unreachable", "request_id": "cut-1",
+                                   "message": f"cannot reach the legacy server at {upstream.url}"}
+    assert [h.split(b" ")[1] for h, _ in upstream.requests] == [b"/cut-head", b"/keep"]  # not sent twice
+    assert (after.status_code, after.text) == (200, "ok")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", ["/cut", "/cut-chunked"])
+async def test_an_upstream_hanging_up_mid_body_leaves_the_answer_unfinished(
+    scripted: tuple[Gateway, Upstream], caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    """The head has gone out by then: what arrived is passed on and the final body message is
+    never sent, so the ASGI server closes the client's connection instead of ending the answer
+    as if it were whole."""
+    from gateway.remote import RemoteLegacy
+
+    _, upstream = scripted
+    remote = RemoteLegacy(upstream.url, timeout=2)
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": [(b"host", b"gw")], "scheme": "http", "client": ("127.0.0.1", 5000)}
+    try:
+        await remote(scope, receive, send)
+    finally:
+        await remote.aclose()
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+    arrived = {"/cut": b"only part", "/cut-chunked": b"helloonly"}[path]  # a chunk's start too
+    assert b"".join(m["body"] for m in sent[1:]) == arrived  # type: ignore[misc]
+    assert all(m.get("more_body") for m in sent[1:])
+    assert "broke off a response" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_tls_legacy_server_is_reached_with_the_ca_the_system_is_told_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SSL_CERT_FILE (read by OpenSSL's default verify paths) is how an internal CA is trusted."""
+    cert = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert.cert))
+    upstream = Upstream(tls=cert.server_context())
+    await upstream.start()
+    gw = await make_gateway(tmp_path, upstream.url)
+    try:
+        async with asgi_client(gw.dispatcher) as c:
+            answers = [await c.get("/keep"), await c.get("/chunked"), await c.post("/echo", content=b"z" * 100)]
+    finally:
+        await gw.shutdown()
+        await upstream.stop()
+    assert [(r.status_code, r.content) for r in answers] == [(200, b"ok"), (200, b"hello world"), (201, b"z" * 100)]
+    assert upstream.connections == 1
