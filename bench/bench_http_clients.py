@@ -440,16 +440,21 @@ def versions() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--clients", default="http1,httpx,aiohttp,httpcore,remote")
+    # also: httpcore (httpx's transport alone), remote (gateway/remote.py's whole path)
+    parser.add_argument("--clients", default="http1,httpx,aiohttp")
     parser.add_argument("--upstreams", default="gunicorn_gthread,uvicorn_a2wsgi")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--client-cpu", default="0")
     parser.add_argument("--upstream-cpu", default="1")
-    parser.add_argument("--json", type=Path, help="write the rows there too")
+    parser.add_argument("--rows", type=Path, help="write the rows there too, as JSON")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout, for bench/extras.py")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 1,500 requests")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.requests = min(args.rounds, 2), min(args.requests, 1500)
     args.clients = args.clients.split(",")
     args.workloads = args.workloads.split(",")
     os.sched_setaffinity(0, {int(args.client_cpu)})
@@ -472,16 +477,48 @@ def main(argv: list[str] | None = None) -> None:
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 runs = runner.run(bench(args, servers))
     table, rows = summarize(runs, args.clients)
-    print(table)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(
-        f"\n{args.rounds} rounds x {args.requests} requests, {args.concurrency} in flight; client on CPU "
+    about = (
+        f"{args.rounds} rounds x {args.requests} requests, {args.concurrency} in flight; client on CPU "
         f"{args.client_cpu}, upstream on CPU {args.upstream_cpu}; {time.time() - started:.0f} s; "
-        f"load average before {' '.join(f'{x:.2f}' for x in load0)}, after {load}"
+        f"load average before {' '.join(f'{x:.2f}' for x in load0)}, after {load}\n\n"
+        f"versions: python {sys.version.split()[0]}, {versions()}"
     )
-    print(f"versions: python {sys.version.split()[0]}, {versions()}")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    if args.rows:
+        args.rows.write_text(json.dumps(rows, indent=1) + "\n")
+    if not args.json:
+        print(table)
+        print("\n" + about)
+        return
+    markdown = (
+        "The client process's CPU per request (best of the rounds), our HTTP/1.1 client "
+        "(`gateway/http1.py`) against maintained libraries tuned for keep-alive; a library "
+        f"within {KEEP_MARGIN - 1:.0%} of ours would replace it. `python -m bench.bench_http_clients`.\n\n"
+        f"{table}\n\n{about}"
+    )
+    print(json.dumps({"title": "Remote mode's HTTP client against httpx and aiohttp",
+                      "ratios": library_ratios(rows), "markdown": markdown}))
+
+
+KEEP_MARGIN = 1.10  # a library that costs less than this times our client's CPU replaces it
+
+
+def library_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per upstream and workload: the cheapest library's CPU per request over http1's."""
+    out = []
+    for up, workload in dict.fromkeys((r["upstream"], r["workload"]) for r in rows):
+        here = [r for r in rows if (r["upstream"], r["workload"]) == (up, workload)]
+        mine = {r["client"]: r["cpu_us_best"] for r in here}
+        libraries = {c: v for c, v in mine.items() if c in ("httpx", "aiohttp")}
+        if "http1" not in mine or not libraries:
+            continue
+        cheapest = min(libraries, key=libraries.__getitem__)
+        out.append({
+            "name": f"cheapest library ({cheapest}) / our client, client CPU per request",
+            "workload": f"{up}, {workload}", "value": round(libraries[cheapest] / mine["http1"], 2),
+            "op": ">=", "target": KEEP_MARGIN,
+        })
+    return out
 
 
 if __name__ == "__main__":

@@ -254,7 +254,9 @@ GUNICORN_KA_THREADS = 4
 
 
 def gunicorn_argv(port: int, *, workers: int = 1, worker_class: str = "sync") -> list[str]:
-    threads = ["--threads", str(GUNICORN_KA_THREADS)] if worker_class == "gthread" else []
+    # gthread keeps connections: idle ones for 60 s, as bench_http_clients.py's upstream does
+    gthread = ["--threads", str(GUNICORN_KA_THREADS), "--keep-alive", "60"]
+    threads = gthread if worker_class == "gthread" else []
     return [
         sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", worker_class, *threads,
         "-b", f"127.0.0.1:{port}", "--log-level", "warning", "bench.apps:legacy_app()",
