@@ -1,6 +1,6 @@
 """Remote mode's HTTP client against the maintained ones, in client CPU per request:
-`.venv/bin/python -m bench.bench_http_clients [--rounds 5] [--requests 3000]` (a few minutes,
-not part of `make bench`, not run by pytest).
+`.venv/bin/python -m bench.bench_http_clients [--rounds 3] [--requests 2000]` (about four
+minutes; `make bench` runs it with `--json`, bench/extras.py; never run by pytest).
 
 The rule: hand-written code a maintained library already does has to earn its place with
 numbers. Each client runs in this process, pinned to one core (`--client-cpu`, 0), against a
@@ -19,7 +19,7 @@ headers as bytes, the answer streamed chunk by chunk, its raw headers filtered f
   `send(stream=True)` and `aiter_raw()`;
 - `aiohttp`: one `ClientSession` on `TCPConnector(limit=64, keepalive_timeout=60)`,
   `auto_decompress=False`, `content.iter_any()`;
-- for information: `httpcore` (httpx's transport without its client layer), and `remote`
+- for information, with `--clients`: `httpcore` (httpx's transport without its client layer), and `remote`
   (gateway.remote.RemoteLegacy called with an ASGI scope: http1 plus the gateway's own
   remote path, without uvicorn and the dispatcher).
 
