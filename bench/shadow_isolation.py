@@ -160,7 +160,9 @@ def shadow_counts(server: Server, route: str) -> dict[str, float]:
     out = {
         "compared": promtext.total(samples, "gateway_shadow_comparisons_total", route=route),
     }
-    for reason, n in promtext.by_label(samples, "gateway_shadow_skipped_total", "reason", route=route).items():
+    for reason, n in promtext.by_label(
+        samples, "gateway_shadow_skipped_total", "reason", route=route
+    ).items():
         out[f"skipped:{reason}"] = n
     return out
 
@@ -202,8 +204,18 @@ def start_gateway(servers: Servers, variant: Variant, workdir: Path) -> Server:
     servers.cwd = variant.src
     return servers.start(
         f"gateway-{variant.name}",
-        [sys.executable, "-m", "uvicorn", *flags, "--host", "127.0.0.1", "--port", str(port),
-         "--factory", "gateway.app:create_app"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            *flags,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--factory",
+            "gateway.app:create_app",
+        ],
         port=port,
         env=env,
         ready_path="/_gateway/health",
@@ -232,10 +244,12 @@ class Sample:
     shadows: dict[str, float]
     late: int = 0
     others_cores: float = 0.0  # what other processes took of the server's core meanwhile
+    rps: float = 0.0
 
 
-def measure(variant: Variant, mode: str, *, rate: float, seconds: float, wrk_seconds: float,
-            connections: int) -> list[Sample]:
+def measure(
+    variant: Variant, mode: str, *, rate: float, seconds: float, wrk_seconds: float, connections: int
+) -> list[Sample]:
     server = variant.server
     assert server is not None
     pid = server.serving_pid()
@@ -245,16 +259,24 @@ def measure(variant: Variant, mode: str, *, rate: float, seconds: float, wrk_sec
         cpu0, core0, t0 = cpu_seconds(pid), core_busy_seconds(SERVER_CPU), time.monotonic()
         if kind == "open":
             run = run_open_loop(server.port, MODES[mode], rate=rate, seconds=seconds, connections=connections)
-            p50, p99, n, errors, late = run.pct(0.5), run.pct(0.99), len(run.latencies_ms), run.errors, run.late
+            p50, p99, n, errors, late = (
+                run.pct(0.5),
+                run.pct(0.99),
+                len(run.latencies_ms),
+                run.errors,
+                run.late,
+            )
+            rps = n / seconds
         else:
             w = closed_loop(server, MODES[mode], wrk_seconds, connections)
             p50, p99, n, errors, late = w.p50_ms, w.p99_ms, w.requests, w.errors, 0
+            rps = w.requests_per_s
         took = time.monotonic() - t0
         cores = (cpu_seconds(pid) - cpu0) / took
         others = max(0.0, (core_busy_seconds(SERVER_CPU) - core0) / took - cores)
         time.sleep(1.5)  # queued shadows finish and are counted with their measurement
         shadows = promtext.delta(shadow_counts(server, ROUTES[mode]), before)
-        out.append(Sample(variant.name, mode, kind, p50, p99, n, errors, cores, shadows, late, others))
+        out.append(Sample(variant.name, mode, kind, p50, p99, n, errors, cores, shadows, late, others, rps))
         time.sleep(0.5)
     return out
 
@@ -269,18 +291,25 @@ def render(samples: list[Sample], variants: list[str], rate: float, capacity: fl
         "",
         "Written by `.venv/bin/python -m bench.shadow_isolation` (see its docstring). " + meta,
         "",
-        f"Open loop: {rate:,.0f} req/s fixed rate (shadow-off capacity measured with wrk: "
-        f"{capacity:,.0f} req/s). Closed loop: wrk, 32 connections. p50/p99 are medians over "
+        f"Open loop: {rate:,.0f} req/s fixed rate ("
+        + (
+            "set with SI_RATE"
+            if capacity != capacity
+            else f"shadow-off capacity measured with wrk: {capacity:,.0f} req/s"
+        )
+        + "). Closed loop: wrk, 32 connections. p50/p99 are medians over "
         "the rounds; the ratio is p99(shadow) / p99(off) of the same variant, median of the "
         "round-by-round ratios (the two sides ran minutes apart at most).",
         "",
-        "| variant | load | mode | p50 ms | p99 ms | p99 / off | server cores | others on its core "
+        "| variant | load | mode | req/s | p50 ms | p99 ms | p99 / off | server cores | others on its core "
         "| shadows compared | skipped (by reason) | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant in variants:
         for kind in ("open", "wrk"):
-            off_by_round = [s.p99_ms for s in samples if (s.variant, s.kind, s.mode) == (variant, kind, "off")]
+            off_by_round = [
+                s.p99_ms for s in samples if (s.variant, s.kind, s.mode) == (variant, kind, "off")
+            ]
             for mode in MODES:
                 mine = [s for s in samples if (s.variant, s.kind, s.mode) == (variant, kind, mode)]
                 if not mine:
@@ -293,11 +322,14 @@ def render(samples: list[Sample], variants: list[str], rate: float, capacity: fl
                         if k.startswith("skipped:"):
                             skipped[k[8:]] = skipped.get(k[8:], 0) + v
                 total = compared + sum(skipped.values())
-                skip_text = ", ".join(
-                    f"{k} {v:,.0f} ({v / total:.0%})" for k, v in sorted(skipped.items())
-                ) if skipped else "0"
+                skip_text = (
+                    ", ".join(f"{k} {v:,.0f} ({v / total:.0%})" for k, v in sorted(skipped.items()))
+                    if skipped
+                    else "0"
+                )
                 lines.append(
                     f"| {variant} | {'open' if kind == 'open' else 'wrk'} | {mode} | "
+                    f"{median([s.rps for s in mine]):,.0f} | "
                     f"{median([s.p50_ms for s in mine]):.2f} | {median([s.p99_ms for s in mine]):.2f} | "
                     f"{'—' if mode == 'off' else f'{median(ratios):.2f}'} | "
                     f"{median([s.server_cores for s in mine]):.2f} | "
@@ -305,6 +337,11 @@ def render(samples: list[Sample], variants: list[str], rate: float, capacity: fl
                     f"{sum(s.errors for s in mine)} |"
                 )
     return "\n".join(lines) + "\n"
+
+
+def describe_variant(v: Variant, before_ref: str) -> str:
+    text = f"`{v.name}`" + (f" ({before_ref})" if v.name == "before" else "")
+    return text + "".join(f" {k}={x}" for k, x in v.extra_env.items())
 
 
 def main() -> int:
@@ -334,29 +371,38 @@ def main() -> int:
                 rate = float(os.environ["SI_RATE"])
             else:
                 assert variants[0].server is not None
-                capacity = median([
-                    closed_loop(variants[0].server, MODES["off"], 4, connections).requests_per_s
-                    for _ in range(2)
-                ])
+                capacity = median(
+                    [
+                        closed_loop(variants[0].server, MODES["off"], 4, connections).requests_per_s
+                        for _ in range(2)
+                    ]
+                )
                 rate = capacity * float(env_str("SI_LOAD", "0.5"))
             print(f"rate {rate:.0f} req/s (capacity {capacity:.0f})", flush=True)
             plan = [(v, m) for v in variants for m in MODES]
             samples: list[Sample] = []
             for r in range(rounds):
                 for v, mode in plan if r % 2 == 0 else list(reversed(plan)):
-                    got = measure(v, mode, rate=rate, seconds=seconds, wrk_seconds=wrk_seconds,
-                                  connections=connections)
+                    got = measure(
+                        v, mode, rate=rate, seconds=seconds, wrk_seconds=wrk_seconds, connections=connections
+                    )
                     for s in got:
-                        print(f"round {r + 1} {s.variant:>8} {s.kind:>4} {s.mode:>3}: p50 {s.p50_ms:6.2f} "
-                              f"p99 {s.p99_ms:6.2f} ms, {s.requests} req, {s.errors} err, "
-                              f"{s.server_cores:.2f} cores (others {s.others_cores:.2f}), late {s.late}, {s.shadows}", flush=True)
+                        print(
+                            f"round {r + 1} {s.variant:>8} {s.kind:>4} {s.mode:>3}: p50 {s.p50_ms:6.2f} "
+                            f"p99 {s.p99_ms:6.2f} ms, {s.requests} req, {s.errors} err, "
+                            f"{s.server_cores:.2f} cores (others {s.others_cores:.2f}), "
+                            f"late {s.late}, {s.shadows}",
+                            flush=True,
+                        )
                     samples.extend(got)
+    names = ", ".join(describe_variant(v, before_ref) for v in variants)
+    finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
     meta = (
-        f"Variants: {', '.join(f'`{v.name}`' + (f' ({before_ref})' if v.name == 'before' else '') + (' ' + ' '.join(f'{k}={x}' for k, x in v.extra_env.items()) if v.extra_env else '') for v in variants)}; "
+        f"Variants: {names}; "
         f"{rounds} rounds of {seconds:g} s open loop + {wrk_seconds:g} s wrk per variant and mode; "
         f"gateway pinned to CPU {SERVER_CPU}, load on CPU {LOAD_CPU}; "
         f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, {(time.time() - started) / 60:.1f} min."
+        f"{finished}, {(time.time() - started) / 60:.1f} min."
     )
     text = render(samples, [v.name for v in variants], rate, capacity, meta)
     print(text)
