@@ -61,6 +61,9 @@ def counters(url: str) -> dict[str, float]:
     }
 
 
+SOAK_GATEWAY_ENV = "GATEWAY_SHADOW_CPU_BUDGET=1"
+
+
 def run(settings: SoakSettings, workdir: Path, src: Path | None = None) -> dict[str, Any]:
     """`src`: the code snapshot of the run this soak is part of (else a fresh one)."""
     from bench.configs import prepare, start_servers  # the same set-up as the macro run
@@ -69,7 +72,17 @@ def run(settings: SoakSettings, workdir: Path, src: Path | None = None) -> dict[
     env = prepare(workdir, src)
     log = _log
     with Servers(workdir, cpu=settings.server_cpu, cwd=Path(env["BENCH_SRC"])) as servers:
-        gateway = start_servers(servers, env, workdir, {"gateway"})["gateway"]
+        # the soak is about memory over many *compared* shadows: the shadow CPU budget (which
+        # would skip most of them under a closed loop) is off for it
+        previous = os.environ.get("BENCH_GATEWAY_ENV")
+        os.environ["BENCH_GATEWAY_ENV"] = f"{previous or ''} {SOAK_GATEWAY_ENV}".strip()
+        try:
+            gateway = start_servers(servers, env, workdir, {"gateway"})["gateway"]
+        finally:
+            if previous is None:
+                del os.environ["BENCH_GATEWAY_ENV"]
+            else:
+                os.environ["BENCH_GATEWAY_ENV"] = previous
         pid = gateway.serving_pid()
         log(
             f"soak: gateway pid {pid}, {settings.shadowed:,} shadowed requests after a warm-up of "

@@ -83,6 +83,7 @@ class Gateway:
             metrics=self.metrics,
             concurrency=settings.shadow_concurrency,
             queue_size=settings.shadow_queue_size,
+            cpu_budget=settings.shadow_cpu_budget,
         )
         token = settings.override_token
         self.rollout = Rollout(

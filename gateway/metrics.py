@@ -76,6 +76,12 @@ class GatewayMetrics:
             ["route", "reason"],
             registry=self.registry,
         )
+        self.shadow_cpu = Counter(
+            "gateway_shadow_cpu_seconds",
+            "Time shadow work held the event loop (candidate steps, comparison, record): what "
+            "GATEWAY_SHADOW_CPU_BUDGET limits",
+            registry=self.registry,
+        )
         self.overrides = Counter(
             "gateway_overrides",
             "X-Gateway-Backend headers: applied (valid token) or ignored",

@@ -31,6 +31,9 @@ class GatewaySettings(BaseSettings):
     shadow_concurrency: int = Field(8, ge=1, le=1000)
     shadow_queue_size: int = Field(100, ge=1, le=100_000)
     shadow_legacy_threads: int = Field(4, ge=1, le=1000, description="legacy threads for shadow calls only")
+    # shadows share the core with client requests: the share of one core their work may use
+    # over a sliding second (over it they are skipped, reason "budget"; 1: no limit)
+    shadow_cpu_budget: float = Field(0.05, gt=0, le=1)
 
     # progressive cutover: how often each worker reads the shared runtime state, and the token
     # that lets a request force a side with X-Gateway-Backend (unset: overrides are off)

@@ -2,10 +2,12 @@
 
 Reads: the owner runs as usual while its answer is captured; the copy goes to a bounded
 queue that a fixed number of workers drain off the response path (a full queue skips the
-shadow and counts it: nothing queues without limit). Each shadow call has a timeout, and
-whatever the candidate does, the client never sees it. Some reads also run the owner a
-second time, so that fields that differ by themselves (timestamps, tokens) are learnt as
-noise rather than reported as mismatches.
+shadow and counts it: nothing queues without limit). Shadows share the loop and the core
+with client requests, so all shadow work runs within a CPU budget
+(gateway/shadow_budget.py): over it, a shadow is skipped and counted as `budget`. Each
+shadow call has a timeout, and whatever the candidate does, the client never sees it. Some
+reads also run the owner a second time, so that fields that differ by themselves
+(timestamps, tokens) are learnt as noise rather than reported as mismatches.
 
 Writes (only with `unsafe: rollback`): the candidate runs first, inline, in a transaction
 it cannot commit (`X-Gateway-Shadow: rollback`), against the state the owner will see;
@@ -29,6 +31,7 @@ from gateway.exchange import Capture, CapturedRequest, Difference, Side
 from gateway.fallback import FELL_BACK_KEY
 from gateway.map_schema import SAFE_METHODS, Owner
 from gateway.metrics import GatewayMetrics
+from gateway.shadow_budget import CpuBudget, metered
 from gateway.shadow_io import (
     RequestBody,
     ResponseCapture,
@@ -97,6 +100,7 @@ class ShadowRunner:
         metrics: GatewayMetrics,
         concurrency: int = 8,
         queue_size: int = 100,
+        cpu_budget: float = 1.0,
     ) -> None:
         # `legacy` is a separate instance from the one serving clients: shadows get their own
         # threads and can never take one from real traffic
@@ -105,6 +109,10 @@ class ShadowRunner:
         self.metrics = metrics
         self.concurrency = concurrency
         self.queue_size = queue_size
+        # the share of one core shadow work may use (1: no limit), asked when a shadow is
+        # wanted and again when a worker takes it from the queue
+        self.budget = CpuBudget(cpu_budget)
+        self._charged = 0.0  # of budget.used, what the CPU counter has been told
         self._queue: asyncio.Queue[_Job] | None = None
         self._workers: list[asyncio.Task[None]] = []
         # told of every comparison (route, differed), e.g. by guards watching mismatch rates
@@ -149,6 +157,10 @@ class ShadowRunner:
         """`owner` is the side serving this request: the map's owner, or the side a canary, a
         runtime state or an override chose; the other side gets the copy."""
         rules = route.shadow
+        if not self.budget.allows():
+            self._skip(scope, route.id, "budget")
+            await owner_app(scope, receive, send)
+            return
         body = await read_body(receive, rules.max_body_bytes)
         if not body.complete:
             self._skip(scope, route.id, "client_disconnected" if body.disconnected else "request_too_large")
@@ -183,11 +195,23 @@ class ShadowRunner:
         while True:
             job = await self._queue.get()
             try:
-                await self._process(job)
+                await self._run_job(job)
             except Exception:
                 log.exception("shadow comparison of %s failed", job.route.id)
             finally:
                 self._queue.task_done()
+
+    async def _run_job(self, job: _Job) -> None:
+        # asked again: the shadows queued ahead of this one may have spent the budget
+        if not self.budget.allows():
+            self._skip(job.scope, job.route.id, "budget")
+            return
+        try:
+            await self._process(job)
+        finally:
+            used = self.budget.used
+            self.metrics.shadow_cpu.inc(used - self._charged)
+            self._charged = used
 
     async def _process(self, job: _Job) -> None:
         route = job.route
@@ -212,6 +236,7 @@ class ShadowRunner:
         if outcome.capture.truncated:
             self._skip(job.scope, route.id, "response_too_large")
             return
+        started = time.perf_counter()  # the comparison and its record count in the budget too
         rules = compile_rules(route.shadow)
         diffs = compare(job.owner, outcome.capture, rules)
         self.metrics.shadow_results.labels(route.id, "diff" if diffs else "match").inc()
@@ -230,6 +255,7 @@ class ShadowRunner:
             redact=route.shadow.redact,
             redact_headers=route.shadow.redact_headers,
         )
+        self.budget.charge(time.perf_counter() - started)
         if job.request.method in SAFE_METHODS and random.random() < route.shadow.noise_sample:
             again = await self._call(owner_side, shadow_scope(job.scope, "copy"), job.request.body, route)
             if again.capture is not None and not again.capture.truncated:
@@ -246,9 +272,10 @@ class ShadowRunner:
         capture = ResponseCapture(route.shadow.max_body_bytes)
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(
-                self._apps[side](scope, replay_bytes(body), capture.send), route.shadow.timeout_ms / 1000
-            )
+            # only the candidate's own steps on the loop are charged, not its waits (nor, for
+            # legacy, the shadow pool's threads, bounded by their number)
+            call = metered(self._apps[side](scope, replay_bytes(body), capture.send), self.budget.charge)
+            await asyncio.wait_for(call, route.shadow.timeout_ms / 1000)
         except TimeoutError:
             return Outcome(None, _ms(started), f"timeout after {route.shadow.timeout_ms} ms")
         except Exception as exc:

@@ -1,5 +1,5 @@
-"""Fixtures shared by every test package: a fresh database on SQLite and on PostgreSQL, and a
-check at the end of the run that no secret reached a parity store or a log."""
+"""Fixtures shared by every test package: a fresh database on SQLite and on PostgreSQL, no shadow
+CPU budget, and a check at the end of the run that no secret reached a parity store or a log."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ def _pg_available() -> str | None:
     except Exception as exc:  # any failure means "no usable server here"
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
     return None
+
+
+@pytest.fixture(autouse=True)
+def _no_shadow_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests are about what shadows find, and fire requests faster than a CPU budget for shadows
+    would let through (a cold candidate's first call alone can spend a second's worth); the
+    budget's own tests (tests/shadow/test_priority.py) set theirs."""
+    monkeypatch.setenv("GATEWAY_SHADOW_CPU_BUDGET", "1")
 
 
 @pytest.fixture

@@ -1,0 +1,417 @@
+"""Do shadows hurt the primary? Primary latency at a fixed request rate, shadow off / 25 % / 100 %.
+
+```
+.venv/bin/python -m bench.shadow_isolation          # ~6 min; never run by pytest
+```
+
+A closed-loop load generator (wrk: each connection sends its next request when the last one
+is answered) measures a saturated server: there every bit of shadow CPU lowers throughput
+and, since latency is then connections / throughput, raises every percentile. What a user
+sees is an open loop: requests arrive at their own rate, whatever the server is doing. So
+this harness drives each gateway at a fixed rate (SI_LOAD x the shadow-off capacity it
+measures first), requests scheduled at fixed intervals on keep-alive HTTP/1.1 connections
+and never held back by a slow answer; a request's latency runs from its scheduled time when
+its connection was still busy then (the wait the server caused counts: no coordinated
+omission), from its send time otherwise (the client's own timer slack does not). wrk's
+closed-loop p99 is measured too, for comparison with `make bench`.
+
+Variants, side by side in one run (each a real `uvicorn --factory gateway.app:create_app`
+process over bench/bench_map.yaml, pinned to SI_SERVER_CPU; the generator and wrk run on
+SI_LOAD_CPU): `before` is the code at SI_BEFORE (a git ref), `after` the working tree; more
+with SI_VARIANTS, e.g. `after,nobudget=GATEWAY_SHADOW_CPU_BUDGET=1`. Rounds interleave
+every variant and mode, odd rounds forwards, even ones backwards.
+
+Settings: SI_BEFORE (c7f367f), SI_VARIANTS (before,after), SI_ROUNDS (3), SI_DURATION (8 s
+per open-loop measurement), SI_WRK_DURATION (5), SI_LOAD (0.5), SI_RATE (req/s; overrides
+SI_LOAD), SI_CONNECTIONS (32), SI_OUT (bench/SHADOW_ISOLATION.md; empty: print only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import promtext, wrk
+from bench.configs import base_env, gateway_env, prepare, snapshot, uvicorn_flags
+from bench.servers import ROOT, Server, Servers, free_port, signals_raise
+
+MODES = {"off": "/bench/legacy/items/1", "25": "/bench/shadow25/items/1", "100": "/bench/shadow100/items/1"}
+ROUTES = {"off": "bench.legacy.item", "25": "bench.shadow25.item", "100": "bench.shadow100.item"}
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+SERVER_CPU = env_str("SI_SERVER_CPU", "0")
+LOAD_CPU = env_str("SI_LOAD_CPU", "1")
+
+
+# -- the open-loop generator ---------------------------------------------------------------------
+
+
+@dataclass
+class OpenLoop:
+    rate: float
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    late: int = 0  # requests sent after their scheduled time because their connection was busy
+
+    def pct(self, q: float) -> float:
+        data = sorted(self.latencies_ms)
+        if not data:
+            return float("nan")
+        return data[min(len(data) - 1, int(q * len(data)))]
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def open_loop(port: int, path: str, *, rate: float, seconds: float, connections: int) -> OpenLoop:
+    loop = asyncio.get_running_loop()
+    result = OpenLoop(rate, seconds)
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: shadow-isolation\r\n\r\n".encode()
+    interval = connections / rate  # each connection's own period; together: one request per 1/rate s
+    streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
+    start = loop.time() + 0.05
+    end = start + seconds
+
+    async def drive(k: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        i = 0
+        free_at = 0.0  # when the connection's previous answer arrived
+        while True:
+            scheduled = start + k / rate + i * interval
+            if scheduled >= end:
+                return
+            i += 1
+            now = loop.time()
+            if scheduled > now:
+                await asyncio.sleep(scheduled - now)
+            sent = loop.time()
+            busy = free_at > scheduled  # the server still held the previous request then
+            if busy:
+                result.late += 1
+            writer.write(request)
+            try:
+                status = await asyncio.wait_for(_read_response(reader), 10)
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
+                result.errors += 1
+                return
+            free_at = loop.time()
+            if status >= 400:
+                result.errors += 1
+            result.latencies_ms.append((free_at - (scheduled if busy else sent)) * 1000)
+
+    try:
+        await asyncio.gather(*(drive(k, r, w) for k, (r, w) in enumerate(streams)))
+    finally:
+        for _, w in streams:
+            w.close()
+    return result
+
+
+def run_open_loop(port: int, path: str, *, rate: float, seconds: float, connections: int) -> OpenLoop:
+    return asyncio.run(open_loop(port, path, rate=rate, seconds=seconds, connections=connections))
+
+
+# -- servers and their counters ------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def core_busy_seconds(cpu: str) -> float:
+    """CPU time the core spent on anything (every process), from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                ticks = [int(x) for x in line.split()[1:]]
+                return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+    raise RuntimeError(f"no cpu{cpu} in /proc/stat")
+
+
+def shadow_counts(server: Server, route: str) -> dict[str, float]:
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+        samples = promtext.parse(response.read().decode())
+    out = {
+        "compared": promtext.total(samples, "gateway_shadow_comparisons_total", route=route),
+    }
+    for reason, n in promtext.by_label(
+        samples, "gateway_shadow_skipped_total", "reason", route=route
+    ).items():
+        out[f"skipped:{reason}"] = n
+    return out
+
+
+def code_of(ref: str, workdir: Path) -> Path:
+    """The servers' code at git `ref`, as a snapshot like bench/configs.py's."""
+    src = workdir / f"src-{ref}"
+    src.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "gateway", "features", "legacy_flask", "bench"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    return src
+
+
+@dataclass
+class Variant:
+    name: str
+    src: Path
+    extra_env: dict[str, str]
+    server: Server | None = None
+
+
+def parse_variants(raw: str, before: str, workdir: Path, tree: Path) -> list[Variant]:
+    variants = []
+    for spec in raw.split(","):
+        name, _, settings = spec.strip().partition("=")
+        extra = dict(pair.split("=", 1) for pair in settings.split("+") if pair) if settings else {}
+        variants.append(Variant(name, code_of(before, workdir) if name == "before" else tree, extra))
+    return variants
+
+
+def start_gateway(servers: Servers, variant: Variant, workdir: Path) -> Server:
+    flags, _ = uvicorn_flags()
+    port = free_port()
+    env = gateway_env(base_env(workdir, variant.src), workdir, variant.name, **variant.extra_env)
+    servers.cwd = variant.src
+    return servers.start(
+        f"gateway-{variant.name}",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            *flags,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--factory",
+            "gateway.app:create_app",
+        ],
+        port=port,
+        env=env,
+        ready_path="/_gateway/health",
+    )
+
+
+def closed_loop(server: Server, path: str, seconds: float, connections: int) -> wrk.WrkRun:
+    cmd = wrk.command(server.url + path, seconds=seconds, connections=connections, cpu=LOAD_CPU)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return wrk.parse(out)
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    variant: str
+    mode: str
+    kind: str  # open | wrk
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    server_cores: float
+    shadows: dict[str, float]
+    late: int = 0
+    others_cores: float = 0.0  # what other processes took of the server's core meanwhile
+    rps: float = 0.0
+
+
+def measure(
+    variant: Variant, mode: str, *, rate: float, seconds: float, wrk_seconds: float, connections: int
+) -> list[Sample]:
+    server = variant.server
+    assert server is not None
+    pid = server.serving_pid()
+    out = []
+    for kind in ("open", "wrk"):
+        before = shadow_counts(server, ROUTES[mode])
+        cpu0, core0, t0 = cpu_seconds(pid), core_busy_seconds(SERVER_CPU), time.monotonic()
+        if kind == "open":
+            run = run_open_loop(server.port, MODES[mode], rate=rate, seconds=seconds, connections=connections)
+            p50, p99, n, errors, late = (
+                run.pct(0.5),
+                run.pct(0.99),
+                len(run.latencies_ms),
+                run.errors,
+                run.late,
+            )
+            rps = n / seconds
+        else:
+            w = closed_loop(server, MODES[mode], wrk_seconds, connections)
+            p50, p99, n, errors, late = w.p50_ms, w.p99_ms, w.requests, w.errors, 0
+            rps = w.requests_per_s
+        took = time.monotonic() - t0
+        cores = (cpu_seconds(pid) - cpu0) / took
+        others = max(0.0, (core_busy_seconds(SERVER_CPU) - core0) / took - cores)
+        time.sleep(1.5)  # queued shadows finish and are counted with their measurement
+        shadows = promtext.delta(shadow_counts(server, ROUTES[mode]), before)
+        out.append(Sample(variant.name, mode, kind, p50, p99, n, errors, cores, shadows, late, others, rps))
+        time.sleep(0.5)
+    return out
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def render(samples: list[Sample], variants: list[str], rate: float, capacity: float, meta: str) -> str:
+    lines = [
+        "# Shadow isolation: primary latency with shadows off, 25 % and 100 %",
+        "",
+        "Written by `.venv/bin/python -m bench.shadow_isolation` (see its docstring). " + meta,
+        "",
+        f"Open loop: {rate:,.0f} req/s fixed rate ("
+        + (
+            "set with SI_RATE"
+            if capacity != capacity
+            else f"shadow-off capacity measured with wrk: {capacity:,.0f} req/s"
+        )
+        + "). Closed loop: wrk, 32 connections. p50/p99 are medians over "
+        "the rounds; the ratio is p99(shadow) / p99(off) of the same variant, median of the "
+        "round-by-round ratios (the two sides ran minutes apart at most).",
+        "",
+        "| variant | load | mode | req/s | p50 ms | p99 ms | p99 / off | server cores | others on its core "
+        "| shadows compared | skipped (by reason) | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant in variants:
+        for kind in ("open", "wrk"):
+            off_by_round = [
+                s.p99_ms for s in samples if (s.variant, s.kind, s.mode) == (variant, kind, "off")
+            ]
+            for mode in MODES:
+                mine = [s for s in samples if (s.variant, s.kind, s.mode) == (variant, kind, mode)]
+                if not mine:
+                    continue
+                ratios = [s.p99_ms / o for s, o in zip(mine, off_by_round, strict=False) if o]
+                compared = sum(s.shadows.get("compared", 0) for s in mine)
+                skipped: dict[str, float] = {}
+                for s in mine:
+                    for k, v in s.shadows.items():
+                        if k.startswith("skipped:"):
+                            skipped[k[8:]] = skipped.get(k[8:], 0) + v
+                total = compared + sum(skipped.values())
+                skip_text = (
+                    ", ".join(f"{k} {v:,.0f} ({v / total:.0%})" for k, v in sorted(skipped.items()))
+                    if skipped
+                    else "0"
+                )
+                lines.append(
+                    f"| {variant} | {'open' if kind == 'open' else 'wrk'} | {mode} | "
+                    f"{median([s.rps for s in mine]):,.0f} | "
+                    f"{median([s.p50_ms for s in mine]):.2f} | {median([s.p99_ms for s in mine]):.2f} | "
+                    f"{'—' if mode == 'off' else f'{median(ratios):.2f}'} | "
+                    f"{median([s.server_cores for s in mine]):.2f} | "
+                    f"{median([s.others_cores for s in mine]):.2f} | {compared:,.0f} | {skip_text} | "
+                    f"{sum(s.errors for s in mine)} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def describe_variant(v: Variant, before_ref: str) -> str:
+    text = f"`{v.name}`" + (f" ({before_ref})" if v.name == "before" else "")
+    return text + "".join(f" {k}={x}" for k, x in v.extra_env.items())
+
+
+def main() -> int:
+    rounds = int(env_str("SI_ROUNDS", "3"))
+    seconds = float(env_str("SI_DURATION", "8"))
+    wrk_seconds = float(env_str("SI_WRK_DURATION", "5"))
+    connections = int(env_str("SI_CONNECTIONS", "32"))
+    before_ref = env_str("SI_BEFORE", "c7f367f")
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, {int(LOAD_CPU)})
+    started = time.time()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="shadow-iso-") as tmp, signals_raise():
+        workdir = Path(tmp)
+        tree = snapshot(workdir)
+        prepare(workdir, tree)
+        variants = parse_variants(env_str("SI_VARIANTS", "before,after"), before_ref, workdir, tree)
+        with Servers(workdir, cpu=SERVER_CPU) as servers:
+            for v in variants:
+                v.server = start_gateway(servers, v, workdir)
+            for v in variants:  # warm-up: imports, first connections, the stores' tables
+                assert v.server is not None
+                for mode in MODES:
+                    closed_loop(v.server, MODES[mode], 2, connections)
+            if os.environ.get("SI_RATE"):
+                capacity = float("nan")
+                rate = float(os.environ["SI_RATE"])
+            else:
+                assert variants[0].server is not None
+                capacity = median(
+                    [
+                        closed_loop(variants[0].server, MODES["off"], 4, connections).requests_per_s
+                        for _ in range(2)
+                    ]
+                )
+                rate = capacity * float(env_str("SI_LOAD", "0.5"))
+            print(f"rate {rate:.0f} req/s (capacity {capacity:.0f})", flush=True)
+            plan = [(v, m) for v in variants for m in MODES]
+            samples: list[Sample] = []
+            for r in range(rounds):
+                for v, mode in plan if r % 2 == 0 else list(reversed(plan)):
+                    got = measure(
+                        v, mode, rate=rate, seconds=seconds, wrk_seconds=wrk_seconds, connections=connections
+                    )
+                    for s in got:
+                        print(
+                            f"round {r + 1} {s.variant:>8} {s.kind:>4} {s.mode:>3}: p50 {s.p50_ms:6.2f} "
+                            f"p99 {s.p99_ms:6.2f} ms, {s.requests} req, {s.errors} err, "
+                            f"{s.server_cores:.2f} cores (others {s.others_cores:.2f}), "
+                            f"late {s.late}, {s.shadows}",
+                            flush=True,
+                        )
+                    samples.extend(got)
+    names = ", ".join(describe_variant(v, before_ref) for v in variants)
+    finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
+    meta = (
+        f"Variants: {names}; "
+        f"{rounds} rounds of {seconds:g} s open loop + {wrk_seconds:g} s wrk per variant and mode; "
+        f"gateway pinned to CPU {SERVER_CPU}, load on CPU {LOAD_CPU}; "
+        f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
+        f"{finished}, {(time.time() - started) / 60:.1f} min."
+    )
+    text = render(samples, [v.name for v in variants], rate, capacity, meta)
+    print(text)
+    out = os.environ.get("SI_OUT", str(ROOT / "bench" / "SHADOW_ISOLATION.md"))
+    if out:
+        Path(out).write_text(text)
+        Path(out).with_suffix(".json").write_text(json.dumps([s.__dict__ for s in samples], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""A CPU budget for shadow work, which shares the event loop and the core with client requests.
+
+Shadow work (the candidate's steps on the loop, the comparison, its record) may use at most
+`share` of one core. It is measured as it runs, and a bucket refills at that rate and holds
+one second's worth, so over any second shadows get at most `share` of the loop (plus the
+one shadow that overdraws it, which the next ones pay back). A shadow that finds the bucket
+empty is skipped and counted (reason `budget`): a busy server compares a sample of its
+shadows instead of slowing its clients.
+
+Why a share of a core and not of what the process uses: an idle gateway can afford every
+shadow, and one core is all an event loop ever gets. Why not lower priority instead
+(shadows only while no client request is in flight): once a candidate's step runs nothing
+preempts it on one loop, and shadows run in the gap after their own request anyway; a gate
+only delayed them, and under a closed loop (never idle) filled the queue
+(bench/SHADOW_ISOLATION.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class CpuBudget:
+    def __init__(
+        self, share: float, *, window: float = 1.0, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.share = share
+        self.capacity = share * window  # CPU seconds the bucket holds
+        self._clock = clock
+        self._tokens = self.capacity
+        self._at = clock()
+        self.used = 0.0  # CPU seconds charged in all (tests, and the logs of a stopping gateway)
+
+    @property
+    def unlimited(self) -> bool:
+        return self.share >= 1
+
+    def allows(self) -> bool:
+        if self.unlimited:
+            return True
+        self._refill()
+        return self._tokens > 0
+
+    def charge(self, seconds: float) -> None:
+        self.used += seconds
+        if not self.unlimited:
+            self._refill()
+            self._tokens -= seconds  # may go below zero: one long shadow pays over the next ones
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.share)
+        self._at = now
+
+
+class _Metered:
+    """Awaits `coro`, charging the time each of its steps holds the loop (not the time it waits)."""
+
+    __slots__ = ("_charge", "_coro")
+
+    def __init__(self, coro: Awaitable[Any], charge: Callable[[float], None]) -> None:
+        self._coro = coro.__await__()
+        self._charge = charge
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        step, charge, clock = self._coro, self._charge, time.perf_counter
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            started = clock()
+            try:
+                yielded = step.throw(error) if error is not None else step.send(value)
+            except StopIteration as done:
+                charge(clock() - started)
+                return done.value
+            except BaseException:
+                charge(clock() - started)
+                raise
+            charge(clock() - started)
+            try:
+                value, error = (yield yielded), None
+            except BaseException as exc:  # cancellation (a timeout) goes on into the candidate
+                value, error = None, exc
+
+
+async def metered(coro: Awaitable[T], charge: Callable[[float], None]) -> T:
+    result: T = await _Metered(coro, charge)
+    return result
