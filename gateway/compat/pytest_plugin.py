@@ -63,6 +63,9 @@ class _Served:
             access_log=False,
             served_by_header="",  # an app's tests may count headers: add none of our own
             log_level="WARNING",
+            # the suite's every GET is to be compared against the second copy: no CPU budget
+            # skips one (the budget protects a live primary's latency, not a test's)
+            shadow_cpu_budget=1.0,
         )
         wrapped = channel.wrap(legacy)
         native: Any = no_native_app
