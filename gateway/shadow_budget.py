@@ -1,7 +1,9 @@
 """A CPU budget for shadow work, which shares the event loop and the core with client requests.
 
 Shadow work (the candidate's steps on the loop, the comparison, its record) may use at most
-`share` of one core. It is measured as it runs, and a bucket refills at that rate and holds
+`share` of one core. It is measured as it runs, as the wall time each step holds the loop
+(what delays client requests; on a core other processes share, that is more than its CPU
+time, so the budget gets stricter, never looser), and a bucket refills at that rate and holds
 one second's worth, so over any second shadows get at most `share` of the loop (plus the
 one shadow that overdraws it, which the next ones pay back). A shadow that finds the bucket
 empty is skipped and counted (reason `budget`): a busy server compares a sample of its
