@@ -12,7 +12,7 @@ from gateway.access_log import AccessLog
 from gateway.admin import create_admin_app
 from gateway.asgi import ASGIApp, Receive, Scope, Send
 from gateway.bridge import LegacyBridge, WSGIApp
-from gateway.dispatcher import SIDE_NAMES, Backends, Dispatcher, Exchange
+from gateway.dispatcher import Backends, Dispatcher
 from gateway.lifespan import ChildLifespan
 from gateway.loading import load_app
 from gateway.logs import configure_logging
@@ -117,20 +117,10 @@ class Gateway:
             served_by_header=settings.served_by_header,
             shadow=self.shadow,
             rollout=self.rollout,
-            metrics=self.metrics,
-            observers=(self._count_answer, self._guard_observer)
-            + ((self.access_log.observe,) if self.access_log is not None else ()),
+            metrics=self.metrics,  # every answer is counted, and shown to its route's guard
+            access_log=self.access_log,
             max_body_bytes=settings.max_body_bytes,
         )
-
-    def _count_answer(self, exchange: Exchange) -> None:
-        status = exchange.status if exchange.complete else None  # cut off: an error, whatever it began as
-        side = SIDE_NAMES[exchange.side]
-        self.metrics.answered(exchange.route.id, side, "primary", status, exchange.latency_ms)
-
-    def _guard_observer(self, exchange: Exchange) -> None:
-        status = exchange.status if exchange.complete else None
-        self.rollout.observe(exchange.route, exchange.side, status, exchange.latency_ms)
 
     async def startup(self, state: dict[str, Any] | None = None) -> None:
         await self.recorder.start()
