@@ -22,6 +22,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,6 +41,10 @@ class _Parked:
     deadline: float
 
 
+# ".000Z" to ".999Z": an index instead of an integer format per line
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
+
+
 class _Clock:
     """ISO 8601 UTC with milliseconds, the seconds part formatted once per second."""
 
@@ -50,11 +55,13 @@ class _Clock:
         self._prefix = ""
 
     def now(self) -> str:
-        t = time.time()
+        return self.format(time.time())
+
+    def format(self, t: float) -> str:
         second = int(t)
         if second != self._second:
             self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{int((t - second) * 1000):03d}Z"
+        return self._prefix + _MILLIS[int((t - second) * 1000)]
 
 
 class AccessLog:
@@ -83,10 +90,30 @@ class AccessLog:
         # everything runs on the event loop today; the lock keeps it right if a thread reports
         self._lock = threading.Lock()
         self._time = _Clock()
+        # with the gateway's own handler (`_batched`), lines wait here in the order they came
+        # and are handed over a batch at a time (`_drain`: when the handler's batch is full,
+        # and at every flush): one lock and one call per batch instead of per line
+        self._batched: BatchedStreamHandler | None = None
+        self._pending: deque[str] = deque()
 
     @property
     def parked(self) -> int:
         return self._count
+
+    def prepared(self, route_id: str, backend: str) -> str:
+        """The part of a line that is the same for every answer of one route and side."""
+        return f'"route":"{route_id}","backend":"{backend}"'
+
+    def answered(
+        self, prepared: str, request_id: str, method: str, path: str, status: int, latency_ms: float
+    ) -> None:
+        """The dispatcher's path for a complete, unshadowed answer: the line `observe` would
+        write for its Exchange, with the route's part made once (`prepared`)."""
+        self._emit(
+            f'{{"time":"{self._time.now()}","request_id":"{request_id}",'
+            f'"method":{_quote(method)},"path":{_quote(path)},'  # never the query
+            f'{prepared},"status":{status},"latency_ms":{latency_ms:.1f}}}'
+        )
 
     def observe(self, exchange: Exchange) -> None:
         """The dispatcher observer: write the line, or park it until the shadow outcome."""
@@ -153,6 +180,7 @@ class AccessLog:
 
     async def start(self) -> None:
         self._closed = False
+        self._batched = self._batch_handler()
         self._task = asyncio.create_task(self._sweeper(), name="access-log-sweep")
 
     async def stop(self) -> None:
@@ -165,12 +193,38 @@ class AccessLog:
         with self._lock:
             self._closed = True
         self.sweep(everything=True)
-        self.flush()
+        self.flush()  # and later lines are written at once
 
     def flush(self) -> None:
         """Hand buffered lines to the stream (the gateway's handler writes in batches)."""
+        self._drain()
+        # the logger's configuration, looked at again: lines wait only for the gateway's handler
+        self._batched = None if self._closed else self._batch_handler()
         for handler in self._logger.handlers:
             handler.flush()
+
+    def _drain(self) -> None:
+        """Hand every waiting line over, in order."""
+        with self._lock:  # one drain at a time; appends need no lock (a deque's are atomic)
+            pending = self._pending
+            lines = [pending.popleft() for _ in range(len(pending))]
+        if lines:
+            self._hand_over(lines)
+
+    def _batch_handler(self) -> BatchedStreamHandler | None:
+        """The gateway's own handler, when it is all the logger writes to."""
+        logger = self._logger
+        handlers = logger.handlers
+        if (
+            len(handlers) == 1
+            and type(handlers[0]) is BatchedStreamHandler
+            and not logger.propagate
+            and not logger.filters
+            and not handlers[0].filters
+            and logger.isEnabledFor(logging.INFO)
+        ):
+            return handlers[0]
+        return None
 
     async def _sweeper(self) -> None:
         while True:
@@ -182,21 +236,31 @@ class AccessLog:
                 logging.getLogger("gateway").exception("access log sweep failed")
 
     def _write(self, line: str) -> None:
-        logger = self._logger
-        handlers = logger.handlers
-        if (
-            len(handlers) == 1
-            and type(handlers[0]) is BatchedStreamHandler
-            and not logger.propagate
-            and not logger.filters
-            and not handlers[0].filters
-            and logger.isEnabledFor(logging.INFO)
-        ):
-            # the gateway's own configuration: the line goes straight to its batch, without a
+        """A line without its closing brace (the shadow outcome may still be added)."""
+        self._emit(line + "}")
+
+    def _emit(self, line: str) -> None:
+        batched = self._batched
+        if batched is not None:
+            handlers = self._logger.handlers
+            if len(handlers) == 1 and handlers[0] is batched:
+                pending = self._pending
+                pending.append(line)  # after the answers waiting before it
+                if len(pending) >= batched.batch:
+                    self._drain()
+                return
+        self._hand_over([line])
+
+    def _hand_over(self, lines: list[str]) -> None:
+        handler = self._batch_handler()
+        if handler is not None:
+            # the gateway's own configuration: the lines go straight to its batch, without a
             # LogRecord, a formatter or the handler's filters, which cost more than the line
-            handlers[0].add_line(line + "}")
+            handler.add_lines(lines)
             return
+        logger = self._logger
         if logger.isEnabledFor(logging.INFO):
-            # the record made directly: logger.info() would walk the stack for a caller
-            # the line never shows
-            logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line + "}", (), None))
+            for line in lines:
+                # the record made directly: logger.info() would walk the stack for a caller
+                # the line never shows
+                logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None))

@@ -17,22 +17,22 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol
 
 from gateway.asgi import REQUEST_ID_KEY, ASGIApp, Message, Receive, Scope, Send
 from gateway.errors import send_error
 from gateway.fallback import FALLBACK_HEADER, serve_with_fallback
 from gateway.map_schema import Owner
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import AnswerSeries, GatewayMetrics
 from gateway.reloader import MapHolder
 from gateway.request_limits import LimitedBody, dot_segment
 from gateway.rollout.runtime import Rollout
 from gateway.shadow import ShadowRunner
 from gateway.shadow_io import SHADOW_HEADER
-from gateway.table import Route
+from gateway.table import Route, RoutingTable
 
 log = logging.getLogger("gateway")
-T = TypeVar("T")
+Header = tuple[bytes, bytes]
 ROUTE_KEY = "gateway.route"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 OVERRIDE_HEADER = b"x-gateway-backend"
@@ -48,6 +48,37 @@ class Backends:
     admin: ASGIApp
 
 
+class AnswerLog(Protocol):
+    """The access log, as the dispatcher writes to it (gateway/access_log.py)."""
+
+    def prepared(self, route_id: str, backend: str) -> str: ...
+
+    def answered(
+        self, prepared: str, request_id: str, method: str, path: str, status: int, latency_ms: float
+    ) -> None: ...
+
+    def observe(self, exchange: Exchange) -> None: ...
+
+
+class _Plan:
+    """What the request path needs of one (route, side), worked out once per routing table:
+    the X-Served-By header, the metrics series, the guard, the access log's route part."""
+
+    __slots__ = ("backend", "guard", "log_part", "may_shadow", "route", "series", "served_by", "side")
+
+    def __init__(self, dispatcher: Dispatcher, route: Route, side: Owner) -> None:
+        self.route, self.side = route, side
+        self.backend = backend = SIDE_NAMES[side]
+        served_by = dispatcher._served_by
+        self.served_by = (served_by, _SIDE_BYTES[side]) if served_by is not None else None
+        self.series: AnswerSeries = dispatcher.metrics.series(route.id, backend, "primary")
+        rollout = dispatcher.rollout
+        self.guard = rollout.observe if rollout is not None and route.guard is not None else None
+        log = dispatcher.access_log
+        self.log_part = log.prepared(route.id, backend) if log is not None else ""
+        self.may_shadow = dispatcher.shadow is not None and route.shadow.sample > 0
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -60,11 +91,15 @@ class Dispatcher:
         shadow: ShadowRunner | None = None,
         rollout: Rollout | None = None,
         metrics: GatewayMetrics | None = None,
+        access_log: AnswerLog | None = None,
         observers: tuple[Callable[[Exchange], None], ...] = (),
         max_body_bytes: int = 10 * 1024 * 1024,
     ) -> None:
         self.max_body_bytes = max_body_bytes
-        # told of every answered request (metrics, access log, guards); must be cheap
+        # every answered request is counted (metrics), shown to the route's guard and written
+        # to the access log by the dispatcher itself, from what `_Plan` prepared; observers
+        # are told of each one too, with an `Exchange` built for them
+        self.access_log = access_log
         self.observers = observers
         self.metrics = metrics or GatewayMetrics()
         self.shadow = shadow
@@ -77,6 +112,24 @@ class Dispatcher:
         self._apps = {Owner.LEGACY: backends.legacy, Owner.NEW: backends.native}
         # response headers only the gateway sets: a backend's own are dropped
         self._ours = {self._rid_name, self._served_by, FALLBACK_HEADER}
+        # request headers _read_headers acts on; any other passes through with one set lookup
+        self._special = {
+            b"content-length", b"transfer-encoding", SHADOW_HEADER, OVERRIDE_HEADER, OVERRIDE_TOKEN_HEADER,
+            self._rid_name,
+        }  # fmt: skip
+        # per routing table: (route id(), side) -> _Plan; a new table starts afresh, so plans
+        # of routes no longer served go with the table they belonged to
+        self._plans: dict[tuple[int, Owner], _Plan] = {}
+        self._plans_table: RoutingTable | None = None
+
+    def _plan(self, table: RoutingTable, route: Route, side: Owner) -> _Plan:
+        if table is not self._plans_table:
+            self._plans, self._plans_table = {}, table
+        key = (id(route), side)  # routes of one table live as long as it: ids stay theirs
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _Plan(self, route, side)
+        return plan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -84,12 +137,12 @@ class Dispatcher:
             await self._lifespan(scope, receive, send)
             return
         path: str = scope["path"]
-        request_id, headers, backend, token, length, chunked = self._read_headers(scope)
+        request_id, rid_header, headers, backend, token, length, chunked = self._read_headers(scope)
         limited: LimitedBody | None = None
         if kind == "http":
-            refused = self._refusal(path, length)
+            refused = self._refusal(path, length) if "/." in path or length is not None else None
             if refused is not None:
-                await send_error(send, *refused, request_id, [(self._rid_name, request_id.encode())])
+                await send_error(send, *refused, request_id, [rid_header])
                 return
             if chunked:  # no declared length: counted as it arrives
                 limited = LimitedBody(receive, self.max_body_bytes)
@@ -113,6 +166,7 @@ class Dispatcher:
         if kind != "http":
             await app(scope, receive, send)
             return
+        plan = self._plan(table, route, side)
         legacy_scope = scope
         # FastAPI routes answer GET but not HEAD (Flask answers both); so that HEAD keeps
         # working after a route moves, the native side gets a GET and the body is dropped
@@ -120,43 +174,33 @@ class Dispatcher:
         if head:
             scope = {**scope, "method": "GET"}
         gated = send if limited is None else limited.gate(send)
-        tagged = self._tagger(gated, route, side, request_id, head, scope)
+        tagged = _Tagged(gated, plan, self, rid_header, request_id, head, scope)
         if limited is not None:
             tagged.limited = limited
         fallback = route.fallback
         falls_back = side is Owner.NEW and fallback is not None and legacy_scope["method"] in fallback.methods
         shadow = self.shadow
-        if shadow is not None and shadow.wanted(route, scope["method"]):
+        if plan.may_shadow and shadow is not None and shadow.wanted(route, scope["method"]):
             tagged.shadowed = True  # its access-log line waits for the comparison's outcome
             if falls_back:
                 app = self._falling_back(app, legacy_scope, route, gated, request_id, True)
-            shadowed = shadow.handle(scope, receive, tagged, route, app, side)
-            await self._observed(shadowed, route, side, tagged)
-            return
-        if falls_back:
-            app = self._falling_back(app, legacy_scope, route, gated, request_id, False)
-        await self._observed(app(scope, receive, tagged), route, side, tagged)
-
-    async def _observed(self, call: Awaitable[T], route: Route, side: Owner, tagged: _Tagged) -> T | None:
-        """Await a backend call. An exception before any response becomes the gateway's own
-        JSON 500, with the request id and the side, and counts as that side's error; one after
-        the response started cuts the answer off, and counts as that side's error too."""
-        metrics, backend = self.metrics, SIDE_NAMES[side]
-        metrics.request_started(backend)
+            call: Awaitable[None] = shadow.handle(scope, receive, tagged, route, app, side)
+        else:
+            if falls_back:
+                app = self._falling_back(app, legacy_scope, route, gated, request_id, False)
+            call = app(scope, receive, tagged)
+        # awaited here, not in a helper coroutine: a frame less on every request. An exception
+        # before any response becomes the gateway's own JSON 500, with the request id and the
+        # side, and counts as that side's error; one after the response started cuts the
+        # answer off, and counts as that side's error too.
+        metrics, side_name = self.metrics, plan.backend
+        metrics.request_started(side_name)
         try:
-            result = await call
+            await call
         except Exception:
-            if tagged.limited is not None and tagged.limited.exceeded:
-                await self._too_large(tagged)
-                return None
-            if tagged.status:
-                tagged.broke()  # counted as the side's error, whatever status had gone out
+            if not await self._failed(tagged):
                 raise  # the answer had started: nothing better can be sent now
-            log.exception("%s side raised on route %s", side.value, route.id)
-            await send_error(
-                tagged, 500, "backend_error", f"the {side.value} side failed to answer", tagged.request_id
-            )
-            return None
+            return
         except asyncio.CancelledError:
             # the server gave up on the request (uvicorn: its graceful shutdown ran out of time);
             # rather than the server's plain-text 500, an answer a client knows to retry
@@ -165,13 +209,26 @@ class Dispatcher:
             log.warning("%s request on route %s cut off by the server's shutdown", side.value, route.id)
             retry = [(b"retry-after", b"1")]
             await send_error(tagged, 503, "shutting_down", SHUTTING_DOWN, tagged.request_id, retry)
-            return None
+            return
         finally:
-            metrics.request_ended(backend)
+            metrics.request_ended(side_name)
         if tagged.limited is not None and tagged.limited.exceeded:
             await self._too_large(tagged)
-            return None
-        return result
+
+    async def _failed(self, tagged: _Tagged) -> bool:
+        """The side raised: answer for it (True), or False when its answer had started."""
+        if tagged.limited is not None and tagged.limited.exceeded:
+            await self._too_large(tagged)
+            return True
+        if tagged.status:
+            tagged.broke()  # counted as the side's error, whatever status had gone out
+            return False
+        side, route = tagged.side, tagged.route
+        log.exception("%s side raised on route %s", side.value, route.id)
+        await send_error(
+            tagged, 500, "backend_error", f"the {side.value} side failed to answer", tagged.request_id
+        )
+        return True
 
     async def _too_large(self, tagged: _Tagged) -> None:
         """A chunked body went over the limit: the backend's answer was held back; this is sent."""
@@ -213,7 +270,11 @@ class Dispatcher:
         its capture)."""
         settings = route.fallback
         assert settings is not None
-        send_legacy = self._tagger(send, route, Owner.LEGACY, request_id, False, legacy_scope)
+        table = self.holder.table
+        assert table is not None
+        plan = self._plan(table, route, Owner.LEGACY)
+        rid_header = (self._rid_name, request_id.encode("ascii"))
+        send_legacy = _Tagged(send, plan, self, rid_header, request_id, False, legacy_scope)
         # a shadowed request's access-log line waits for the skip, like the new side's would
         send_legacy.shadowed = shadowed
 
@@ -245,25 +306,21 @@ class Dispatcher:
         if self.rollout is not None and route.guard is not None:
             self.rollout.observe(route, Owner.NEW, None if reason != "5xx" else 500, 0.0)
 
-    def _tagger(
-        self, send: Send, route: Route, side: Owner, request_id: str, head: bool, scope: Scope
-    ) -> _Tagged:
-        extra = [(self._rid_name, request_id.encode())]
-        if self._served_by is not None:
-            extra.append((self._served_by, _SIDE_BYTES[side]))
-        return _Tagged(send, extra, self._ours, request_id, head, route, side, scope, self.observers)
-
     def _read_headers(
         self, scope: Scope
-    ) -> tuple[str, list[tuple[bytes, bytes]], bytes | None, bytes | None, int | None, bool]:
-        """The request id, the headers the backends get, the override header and token, the
-        declared body length and whether the body comes chunked."""
-        headers: list[tuple[bytes, bytes]] = []
+    ) -> tuple[str, Header, list[Header], bytes | None, bytes | None, int | None, bool]:
+        """The request id (and its header), the headers the backends get, the override header
+        and token, the declared body length and whether the body comes chunked."""
+        headers: list[Header] = []
         request_id: str | None = None
         backend = token = None
         length: int | None = None
         chunked = False
+        special = self._special
         for name, value in scope.get("headers", ()):
+            if name not in special:
+                headers.append((name, value))
+                continue
             if name == b"content-length":
                 # the HTTP server has checked it is one valid number; larger ones win regardless
                 length = int(value) if value.isdigit() else None
@@ -285,8 +342,9 @@ class Dispatcher:
             headers.append((name, value))
         if request_id is None:
             request_id = _new_request_id()
-        headers.append((self._rid_name, request_id.encode("ascii")))
-        return request_id, headers, backend, token, length, chunked and length is None
+        rid_header = (self._rid_name, request_id.encode("ascii"))
+        headers.append(rid_header)
+        return request_id, rid_header, headers, backend, token, length, chunked and length is None
 
 
 # Enum.value is a descriptor call: the request path reads these instead
@@ -327,21 +385,20 @@ class Exchange:
 
 
 class _Tagged:
-    """The client's `send`: adds the request id and served-by headers; tells the observers."""
+    """The client's `send`: adds the request id and served-by headers; counts the answer,
+    shows it to the route's guard and the access log, and tells the observers."""
 
     __slots__ = (
+        "dispatcher",
         "done",
         "extra",
         "head",
         "limited",
-        "names",
-        "observers",
+        "plan",
         "request_id",
-        "route",
         "scope",
         "send",
         "shadowed",
-        "side",
         "started",
         "status",
     )
@@ -349,30 +406,39 @@ class _Tagged:
     def __init__(
         self,
         send: Send,
-        extra: list[tuple[bytes, bytes]],
-        names: set[bytes | None],
+        plan: _Plan,
+        dispatcher: Dispatcher,
+        rid_header: Header,
         request_id: str,
         head: bool,
-        route: Route,
-        side: Owner,
         scope: Scope,
-        observers: tuple[Callable[[Exchange], None], ...],
     ) -> None:
-        self.send, self.extra, self.names, self.request_id = send, extra, names, request_id
-        self.head, self.route, self.side, self.scope, self.observers = head, route, side, scope, observers
+        self.send, self.plan, self.dispatcher, self.request_id = send, plan, dispatcher, request_id
+        served_by = plan.served_by
+        self.extra = [rid_header, served_by] if served_by is not None else [rid_header]
+        self.head, self.scope = head, scope
         self.started = time.perf_counter()
         self.status = 0
         self.done = False
         self.shadowed = False
         self.limited: LimitedBody | None = None  # a chunked body counted against the limit
 
+    @property
+    def route(self) -> Route:
+        return self.plan.route
+
+    @property
+    def side(self) -> Owner:
+        return self.plan.side
+
     async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
+        kind = message["type"]
+        if kind == "http.response.start":
             self.status = int(message["status"])
-            message["headers"] = [
-                (k, v) for k, v in message.get("headers", ()) if k.lower() not in self.names
-            ] + self.extra
-        elif message["type"] == "http.response.body":
+            ours = self.dispatcher._ours
+            headers = message.get("headers", ())
+            message["headers"] = [(k, v) for k, v in headers if k.lower() not in ours] + self.extra
+        elif kind == "http.response.body":
             if self.head:
                 message = {**message, "body": b""}
             if not message.get("more_body"):
@@ -387,18 +453,32 @@ class _Tagged:
             self._tell(complete=False)
 
     def _tell(self, *, complete: bool) -> None:
-        if not self.observers:
+        latency_ms = (time.perf_counter() - self.started) * 1000
+        plan, dispatcher = self.plan, self.dispatcher
+        status = self.status if complete else None  # cut off: an error, whatever it began as
+        plan.series.add(status, latency_ms)
+        if plan.guard is not None:
+            plan.guard(plan.route, plan.side, status, latency_ms)
+        log, observers = dispatcher.access_log, dispatcher.observers
+        scope = self.scope
+        if log is not None and complete and not self.shadowed:
+            method, path = scope["method"], scope["path"]
+            log.answered(plan.log_part, self.request_id, method, path, self.status, latency_ms)
+            log = None
+        if log is None and not observers:
             return
         exchange = Exchange(
-            self.route,
-            self.side,
-            self.scope["method"],
-            self.scope["path"],
+            plan.route,
+            plan.side,
+            scope["method"],
+            scope["path"],
             self.status,
-            (time.perf_counter() - self.started) * 1000,
+            latency_ms,
             self.request_id,
             self.shadowed,
             complete,
         )
-        for observer in self.observers:
+        if log is not None:
+            log.observe(exchange)
+        for observer in observers:
             observer(exchange)

@@ -58,6 +58,12 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             if len(self._lines) >= self.batch:
                 self.flush()
 
+    def add_lines(self, lines: list[str]) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._lines.extend(lines)
+            if len(self._lines) >= self.batch:
+                self.flush()
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record)

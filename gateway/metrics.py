@@ -33,6 +33,31 @@ _STATUS_CLASS = {code: f"{code // 100}xx" for code in range(100, 600)}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+class AnswerSeries:
+    """The answers of one (route, backend, role) since the last publish: a count per status
+    code (None: no complete answer) and the latency histogram's sum and bucket counts."""
+
+    __slots__ = ("_dirty", "_lock", "key", "statuses", "timing")
+
+    def __init__(self, key: tuple[str, str, str], lock: threading.Lock, dirty: list[AnswerSeries]) -> None:
+        self.key = key
+        self._lock, self._dirty = lock, dirty
+        self.statuses: dict[int | None, int] = {}
+        self.timing = [0.0] * (len(LATENCY_BUCKETS) + 2)  # [sum, bucket counts..., +Inf]
+
+    def add(self, status: int | None, latency_ms: float) -> None:
+        seconds = latency_ms / 1000
+        where = bisect.bisect_left(LATENCY_BUCKETS, seconds)  # the first bucket whose bound >= seconds
+        with self._lock:
+            statuses = self.statuses
+            if not statuses:
+                self._dirty.append(self)
+            statuses[status] = statuses.get(status, 0) + 1
+            timing = self.timing
+            timing[0] += seconds
+            timing[1 + where] += 1
+
+
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -48,8 +73,8 @@ class GatewayMetrics:
         )
         self._map_labels: tuple[str, str] | None = None
         self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str, str], dict[str, int]] = {}
-        self._timings: dict[tuple[str, str, str], list[float]] = {}  # [sum, bucket counts..., +Inf]
+        self._series: dict[tuple[str, str, str], AnswerSeries] = {}
+        self._dirty: list[AnswerSeries] = []  # the series with counts since the last publish()
         self._in_flight_now: dict[str, int] = {}
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self.legacy_rejected = Counter(
@@ -154,20 +179,17 @@ class GatewayMetrics:
     # that in multiprocess mode a scrape answered by another worker sees this one's counts).
 
     def answered(self, route_id: str, backend: str, role: str, status: int | None, latency_ms: float) -> None:
-        status_class = _STATUS_CLASS.get(status, "error") if status else "error"
-        seconds = latency_ms / 1000
-        where = bisect.bisect_left(LATENCY_BUCKETS, seconds)  # the first bucket whose bound >= seconds
-        with self._lock:
-            key = (route_id, backend, role)
-            counts = self._counts.get(key)
-            if counts is None:
-                counts = self._counts[key] = {}
-            counts[status_class] = counts.get(status_class, 0) + 1
-            timing = self._timings.get(key)
-            if timing is None:
-                timing = self._timings[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-            timing[0] += seconds
-            timing[1 + where] += 1
+        self.series(route_id, backend, role).add(status, latency_ms)
+
+    def series(self, route_id: str, backend: str, role: str) -> AnswerSeries:
+        """The counts of one (route, backend, role): the request path holds it, and adds to it
+        without building or looking up a key."""
+        key = (route_id, backend, role)
+        series = self._series.get(key)
+        if series is None:
+            with self._lock:
+                series = self._series.setdefault(key, AnswerSeries(key, self._lock, self._dirty))
+        return series
 
     def request_started(self, backend: str) -> None:
         with self._lock:
@@ -179,14 +201,21 @@ class GatewayMetrics:
 
     def publish(self) -> None:
         """Move what the request path counted into the Prometheus metrics."""
+        taken: list[tuple[tuple[str, str, str], dict[int | None, int], list[float]]] = []
         with self._lock:
-            counts, self._counts = self._counts, {}
-            timings, self._timings = self._timings, {}
+            for series in self._dirty:
+                taken.append((series.key, series.statuses, series.timing))
+                series.statuses, series.timing = {}, [0.0] * (len(LATENCY_BUCKETS) + 2)
+            self._dirty.clear()
             in_flight = dict(self._in_flight_now)
-        for key, by_class in counts.items():
+        for key, statuses, _ in taken:
+            by_class: dict[str, int] = {}
+            for status, n in statuses.items():
+                status_class = _STATUS_CLASS.get(status, "error") if status else "error"
+                by_class[status_class] = by_class.get(status_class, 0) + n
             for status_class, n in by_class.items():
                 self._child(self.requests, (*key, status_class)).inc(n)
-        for key, timing in timings.items():
+        for key, _, timing in taken:
             histogram = self._child(self.duration, key)
             # a histogram's own parts: observe() has no way to add n observations at once
             histogram._sum.inc(timing[0])

@@ -19,6 +19,8 @@ from gateway.rollout_schema import CanarySettings, FallbackSettings, GuardSettin
 
 UNMAPPED_ID = "unmapped"
 ALL = "*"
+_CACHED_PATHS = 4096
+_CACHED_PATH_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,9 @@ class RoutingTable:
                 slot.setdefault(method, route)
         self._static = {path: _method_table(m) for path, m in static.items()}
         self._freeze(self._root)
+        # templated answers already found, by (method, path): the table never changes, so an
+        # answer stays right; bounded in entries and path length, emptied when full
+        self._found: dict[tuple[str, str], Route] = {}
 
     def _insert(self, template: PathTemplate) -> dict[str, Route]:
         node = self._root
@@ -123,6 +128,27 @@ class RoutingTable:
             route = _pick(methods, method)
             if route is not None:
                 return route
+        key = (method, path)
+        found = self._found.get(key)
+        if found is not None:
+            return found
+        route = self._templated(method, path)
+        if len(path) <= _CACHED_PATH_CHARS:
+            if len(self._found) >= _CACHED_PATHS:
+                self._found = {}
+            self._found[key] = route
+        return route
+
+    def find(self, method: str, path: str) -> Route:
+        """`lookup` without the cache of templated answers: what a path seen first costs."""
+        methods = self._static.get(path)
+        if methods is not None:
+            route = _pick(methods, method)
+            if route is not None:
+                return route
+        return self._templated(method, path)
+
+    def _templated(self, method: str, path: str) -> Route:
         parts = path[1:].split("/") if path.startswith("/") else [path]
         return self._descend(parts, method) or self._walk(self._root, parts, 0, method) or self.default
 

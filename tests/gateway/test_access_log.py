@@ -348,4 +348,4 @@ async def test_access_log_off(tmp_path: Path) -> None:
         native_app="tests.gateway.wsgi_fixtures:native_factory",
     ))
     assert gw.access_log is None and gw.shadow.on_outcome is None
-    assert len(gw.dispatcher.observers) == 2
+    assert gw.dispatcher.access_log is None and gw.dispatcher.observers == ()

@@ -1,3 +1,5 @@
+import asyncio
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -116,3 +118,33 @@ async def test_head_on_a_native_get_route_is_answered_without_body(gateway: Gate
         head = await c.head("/api/users/1", headers={"X-Request-ID": "h1"})
     assert (head.status_code, head.headers["x-served-by"], head.content) == (200, "new", b"")
     assert head.headers["content-type"] == get.headers["content-type"]
+
+
+@pytest.mark.anyio
+async def test_a_server_process_freezes_what_start_up_built(tmp_path: Path) -> None:
+    # create_app (the uvicorn factory) sets freeze_gc; a Gateway built in-process does not
+    map_path = tmp_path / "m.yaml"
+    map_path.write_text(MAP)
+    gw = Gateway(GatewaySettings(map_path=map_path, store_url=f"sqlite:///{tmp_path}/store.db",
+                                 legacy_app="tests.gateway.wsgi_fixtures:legacy_app",
+                                 native_app="tests.gateway.wsgi_fixtures:native_factory"))
+    assert gw.freeze_gc is False
+    gw.freeze_gc = True
+    to_app: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    from_app: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+
+    async def send(message: dict[str, object]) -> None:
+        await from_app.put(message)
+
+    task = asyncio.create_task(gw.dispatcher({"type": "lifespan", "state": {}}, to_app.get, send))
+    try:
+        await to_app.put({"type": "lifespan.startup"})
+        assert (await from_app.get())["type"] == "lifespan.startup.complete"
+        assert gc.get_freeze_count() > 0
+        async with asgi_client(gw.dispatcher) as c:
+            assert (await c.get("/api/users/1")).headers["x-served-by"] == "new"
+        await to_app.put({"type": "lifespan.shutdown"})
+        assert (await from_app.get())["type"] == "lifespan.shutdown.complete"
+    finally:
+        gc.unfreeze()  # the rest of the test run collects as usual
+        await task

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.app import Gateway
+from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from tests.gateway import wsgi_fixtures
 from tests.shadow.sink import MemorySink
@@ -161,3 +162,35 @@ def test_batched_counts_publish_exactly_what_observe_would() -> None:
     assert series(batched) == series(direct)
     batched.publish()  # publishing twice adds nothing
     assert series(batched) == series(direct)
+
+
+async def test_a_map_reload_moves_counts_and_served_by_to_the_new_table(tmp_path: Path) -> None:
+    # the dispatcher prepares headers and metrics series per route and routing table: a
+    # reload that renames a route and hands it to the other side must show in both at once
+    gw = gateway(tmp_path)
+    async with asgi_client(gw.dispatcher) as c:
+        before = await c.get("/api/users/1")
+        (tmp_path / "m.yaml").write_text(MAP.replace("{id: users.get,", "{id: users.moved,").replace(
+            "methods: [GET], owner: new}", "methods: [GET], owner: legacy}"))
+        assert gw.holder.check() is not None
+        after = await c.get("/api/users/1")
+        text = (await c.get("/metrics")).text
+    assert (before.headers["x-served-by"], after.headers["x-served-by"]) == ("new", "legacy")
+    req = "gateway_requests_total"
+    assert value(text, req, route="users.get", backend="new", role="primary", status_class="2xx") == 1
+    assert value(text, req, route="users.moved", backend="legacy", role="primary", status_class="2xx") == 1
+
+
+async def test_a_cut_off_answer_counts_as_an_error_between_publishes() -> None:
+    metrics = GatewayMetrics()
+    series = metrics.series("r", "new", "primary")
+    series.add(200, 1.0)
+    metrics.publish()
+    series.add(None, 2.0)  # the same series object, after a publish took its counts
+    series.add(503, 3.0)
+    text = metrics.exposition().decode()
+    assert value(text, "gateway_requests_total", route="r", backend="new", role="primary", status_class="2xx") == 1
+    assert value(text, "gateway_requests_total", route="r", backend="new", role="primary", status_class="error") == 1
+    assert value(text, "gateway_requests_total", route="r", backend="new", role="primary", status_class="5xx") == 1
+    count = "gateway_request_duration_seconds_count"
+    assert value(text, count, route="r", backend="new", role="primary") == 3

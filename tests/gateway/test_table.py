@@ -105,3 +105,22 @@ def test_the_fast_segment_tests_agree_with_the_converters_regexes(segment: str) 
         matches = _matcher(template.segments[1])
         expected = re.fullmatch(CONVERTERS[conv], segment) is not None and "/" not in segment
         assert bool(matches(segment)) is expected, (conv, segment)
+
+
+def test_cached_answers_are_the_walks_and_the_cache_stays_bounded() -> None:
+    from gateway import table as table_module
+
+    t = build_table(parse_map(
+        "version: 1\nroutes:\n"
+        "  - {id: item, path: '/items/<int:id>', methods: [GET], owner: new}\n"
+        "  - {id: any, path: '/items/<name>', methods: [GET, POST], owner: legacy}\n"
+    ))
+    for method, path in [("GET", "/items/1"), ("POST", "/items/1"), ("GET", "/items/x"), ("PUT", "/items/1")]:
+        first = t.lookup(method, path)
+        assert t.lookup(method, path) is first is t.find(method, path)  # a hit is the walk's answer
+    assert t.lookup("GET", "/items/1").id == "item" and t.lookup("POST", "/items/1").id == "any"
+    for i in range(table_module._CACHED_PATHS + 10):
+        assert t.lookup("GET", f"/items/{i}").id == "item"
+    assert len(t._found) <= table_module._CACHED_PATHS
+    long = "/items/" + "x" * table_module._CACHED_PATH_CHARS
+    assert t.lookup("GET", long).id == "any" and ("GET", long) not in t._found
