@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -281,12 +282,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="with --compare: alternating rounds")
     parser.add_argument("--compare", metavar="DIR", help="another tree to measure in the same run")
     parser.add_argument("--callgrind", action="store_true", help="count instructions (valgrind)")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child's output
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # a child's output
+    parser.add_argument("--json", action="store_true", help="one JSON object, for bench/extras.py")
+    parser.add_argument("--quick", action="store_true", help="fewer loops")
     parser.add_argument("--counting", action="store_true", help=argparse.SUPPRESS)  # a child under valgrind
     args = parser.parse_args()
     n = args.n or (2_000 if args.callgrind or args.counting else 20_000)
-    if args.json or args.counting:
+    if args.child or args.counting:
         print(json.dumps(asyncio.run(measure(n, args.repeats, args.counting))))
+        return
+    if args.json:
+        print(json.dumps(bench_extra(quick=args.quick)))
         return
     trees = {"this tree": BENCH_DIR.parent}
     if args.compare is not None:
@@ -307,9 +313,37 @@ def main() -> None:
     print(render(results, "instructions" if args.callgrind else "µs"))
 
 
+OVERHEAD_TARGET_US = 10.0  # issue 12: the gateway's own work per request
+
+
+def bench_extra(*, quick: bool) -> dict[str, Any]:
+    """make bench's figure: this tree's overhead in CPU µs, and in instructions when valgrind is here."""
+    root = BENCH_DIR.parent
+    n, repeats = (5_000, 3) if quick else (20_000, 7)
+    cpu = _run_tree(root, n, repeats)
+    results = {"CPU µs": cpu}
+    table = render({"this tree": cpu}, "µs")
+    text = f"CPU µs per request, best of {repeats} loops of {n} (time.process_time):\n```{table}\n```"
+    if shutil.which("valgrind") and not quick:
+        counted = _callgrind_tree(root, 2_000)
+        results["instructions"] = counted
+        table = render({"this tree": counted}, "instructions")
+        text += f"\n\nInstructions per request (callgrind, 2,000 requests per loop):\n```{table}\n```"
+    ratios = [
+        {"name": "the gateway's own work per request (no-op native app)", "workload": f"micro, {workload}",
+         "value": round(figures["overhead"], 2), "op": "<=", "target": OVERHEAD_TARGET_US, "unit": " µs"}
+        for workload, figures in derive(cpu).items()
+    ]
+    about = ("The real `Dispatcher` (bench_map.yaml, default settings: access log and metrics on) over a "
+             "no-op native app, driven with ASGI scope/receive/send in a loop, against the no-op app "
+             "called directly; `python -m bench.request_path` (PROFILE.md, \"Native route, second round\").")
+    return {"title": "The gateway's own work per request", "ratios": ratios,
+            "markdown": f"{about}\n\n{text}", "raw": results}
+
+
 def _run_tree(root: Path, n: int, repeats: int) -> dict[str, dict[str, float]]:
     env = {**os.environ, "PYTHONPATH": str(root)}
-    command = [sys.executable, "-m", "bench.request_path", "--json", "-n", str(n), "--repeats", str(repeats)]
+    command = [sys.executable, "-m", "bench.request_path", "--child", "-n", str(n), "--repeats", str(repeats)]
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=True)
     result: dict[str, dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
