@@ -16,6 +16,7 @@ from gateway.dispatcher import SIDE_NAMES, Backends, Dispatcher, Exchange
 from gateway.lifespan import ChildLifespan
 from gateway.loading import load_app
 from gateway.logs import configure_logging
+from gateway.map_worker import MapParser
 from gateway.metrics import GatewayMetrics
 from gateway.parity.recorder import ParityRecorder
 from gateway.reloader import MapHolder, MapWatcher
@@ -47,7 +48,8 @@ class Gateway:
         # run-time rollout decisions and the audit log of map changes, beside the parity data
         self.rollout_store = RolloutStore(settings.store_url)
         on_change = self.rollout_store.record_map_change  # one audit entry per map change, fleet-wide
-        self.holder = MapHolder(settings.map_path, self.metrics, on_change=on_change)
+        self.parser = MapParser(child=settings.reload_in_child)
+        self.holder = MapHolder(settings.map_path, self.metrics, on_change=on_change, parser=self.parser)
         self.holder.load_initial()
         self.recorder = ParityRecorder.from_settings(settings, self.metrics)  # shadow results, in batches
         self.legacy: LegacyBridge | RemoteLegacy
@@ -138,6 +140,7 @@ class Gateway:
         await self.shadow.start()
         await self.rollout.start()
         self._publisher = asyncio.create_task(self.metrics.publish_every(1.0), name="metrics-publish")
+        self.parser.start()  # here, not in __init__: a Gateway never started leaves no process behind
         self.watcher.start()
         if self.access_log is not None:
             await self.access_log.start()
@@ -154,6 +157,7 @@ class Gateway:
     async def shutdown(self) -> None:
         timeout = self.settings.shutdown_timeout
         await self.watcher.stop()
+        await asyncio.to_thread(self.parser.close)
         await self.rollout.stop()
         await self.shadow.stop(timeout / 2)
         if isinstance(self.legacy, LegacyBridge):
