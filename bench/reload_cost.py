@@ -5,8 +5,9 @@
 Gateways as `make bench` starts them (uvicorn --factory gateway.app:create_app, the bench apps,
 pinned to BENCH_SERVER_CPU), each with its own copy of a map of the bench routes plus N filler
 entries (bench/bench_parse_map.py's `generated_map`); `child` parses reloads in a niced child
-process (GATEWAY_RELOAD_IN_CHILD=1, the default), `thread` on a thread of the gateway (=0, how
-every reload ran before). This process, pinned to BENCH_LOAD_CPU, drives /bench/native/items/1
+process (GATEWAY_RELOAD_IN_CHILD=1, the default), `thread` on a thread of the gateway (=0),
+`base` is the tree of --base (before issue 12: every reload parsed on a thread, and the
+start-up heap not frozen), run from `git archive`. This process, pinned to BENCH_LOAD_CPU, drives /bench/native/items/1
 with an open-loop generator (bench/openloop.py) at --load of the capacity it measures first.
 
 Each round drives every variant in turn (odd rounds forwards, even backwards): a quiet window,
@@ -26,6 +27,7 @@ import hashlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +37,7 @@ from typing import Any
 
 from bench import configs, openloop
 from bench.bench_parse_map import generated_map
-from bench.servers import Server, Servers, descendants, http_get, signals_raise
+from bench.servers import ROOT, Server, Servers, descendants, http_get, signals_raise
 
 TARGET = "/bench/native/items/1"
 TAIL = 0.25  # seconds after the new map was seen that still count as the reload's
@@ -73,6 +75,7 @@ class Variant:
     reloads: list[float] = field(default_factory=list)  # seconds from the write to the new map seen
     quiet: list[float] = field(default_factory=list)  # latencies, ms
     during: list[float] = field(default_factory=list)
+    control: list[float] = field(default_factory=list)  # as long as the reload window, after it
     rounds: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -124,7 +127,11 @@ async def one_round(
         if time.time() > deadline:
             raise RuntimeError(f"{v.name}: the reload was not seen within 120 s")
         await asyncio.sleep(0.02)
-    await asyncio.sleep(TAIL + 0.2)
+    # a control window as long as the reload's, right after it: does a window that long catch
+    # the other agents' bursts anyway?
+    control_from = seen + TAIL + 0.2
+    control_to = control_from + min(seen + TAIL - written, 10.0)
+    await asyncio.sleep(max(0.0, control_to - time.time()) + 0.1)
     gen.stop()
     samples = await run
     v.text = new_text
@@ -132,14 +139,17 @@ async def one_round(
     ticks, busy = cpu_ticks(tree) - ticks0, core_busy(cpu) - busy0
     quiet = [lat for at, lat, ok in samples if q0 <= at < written and ok]
     during = [lat for at, lat, ok in samples if written <= at < seen + TAIL and ok]
+    control = [lat for at, lat, ok in samples if control_from <= at < control_to and ok]
     errors = sum(1 for _, _, ok in samples if not ok)
     v.quiet += quiet
     v.during += during
+    v.control += control
     v.reloads.append(seen - written)
     row = {
         "reload_s": seen - written,
         "quiet_p50": pct(quiet, 50),
         "quiet_p99": pct(quiet, 99),
+        "control_p99": pct(control, 99),
         "reload_p50": pct(during, 50),
         "reload_p99": pct(during, 99),
         "n_quiet": len(quiet),
@@ -168,23 +178,31 @@ async def main_async(args: argparse.Namespace) -> int:
         flags, flag_text = configs.uvicorn_flags()
         text = map_text(args.entries)
         variants: list[Variant] = []
-        with Servers(workdir, cpu=settings.server_cpu, cwd=src) as servers:
+        base_src = workdir / "base-src"
+        if "base" in args.variants.split(","):
+            export(args.base, base_src)
+        with (
+            Servers(workdir, cpu=settings.server_cpu, cwd=src) as servers,
+            Servers(workdir, cpu=settings.server_cpu, cwd=base_src) as base_servers,
+        ):
             for name in args.variants.split(","):
                 map_dir = workdir / f"map-{name}"
                 map_dir.mkdir()
                 map_path = map_dir / "bench_map.yaml"
                 map_path.write_text(text)
-                child = {"child": "1", "thread": "0"}[name]
+                child = {"child": "1", "thread": "0", "base": "0"}[name]
                 port = configs.free_port()
+                # `base` runs the tree of --base (python -m puts its cwd first on sys.path)
+                env_of = configs.base_env(workdir, base_src) if name == "base" else env
                 server_env = configs.gateway_env(
-                    env,
+                    env_of,
                     workdir,
                     f"reload-{name}",
                     GATEWAY_MAP_PATH=str(map_path),
                     GATEWAY_RELOAD_IN_CHILD=child,
                 )
                 argv = [sys.executable, "-m", "uvicorn", *flags, "--host", "127.0.0.1", "--port", str(port)]
-                server = servers.start(
+                server = (base_servers if name == "base" else servers).start(
                     f"gw_{name}",
                     [*argv, "--factory", "gateway.app:create_app"],
                     port=port,
@@ -216,7 +234,8 @@ async def main_async(args: argparse.Namespace) -> int:
                         f"round {r + 1} {v.name:6} reload {row['reload_s']:.2f} s  "
                         f"quiet p50/p99 {row['quiet_p50']:.2f}/{row['quiet_p99']:.2f} ms  "
                         f"reload p50/p99 {row['reload_p50']:.2f}/{row['reload_p99']:.2f} ms  "
-                        f"p99 x{row['ratio_p99']:.2f}  (n {row['n_quiet']:.0f}/{row['n_reload']:.0f}, "
+                        f"p99 x{row['ratio_p99']:.2f}  control p99 {row['control_p99']:.2f} ms  "
+                        f"(n {row['n_quiet']:.0f}/{row['n_reload']:.0f}, "
                         f"errors {row['errors']:.0f}, others {row['others_share']:.0%} of CPU {settings.server_cpu})",
                         flush=True,
                     )
@@ -224,18 +243,28 @@ async def main_async(args: argparse.Namespace) -> int:
         print()
         print(
             "| variant | reloads | reload s (median, max) | quiet p50 / p99 | reload p50 / p99 | p99 ratio (pooled) "
-            "| p99 ratio (median of rounds) | others on the server core |"
+            "| p99 ratio (median of rounds) | control p99 (ratio) | others on the server core |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         for v in variants:
             ratios = [row["ratio_p99"] for row in v.rounds]
             others = statistics.median(row["others_share"] for row in v.rounds)
             print(
                 f"| {v.name} | {len(v.reloads)} | {statistics.median(v.reloads):.2f}, {max(v.reloads):.2f} "
                 f"| {pct(v.quiet, 50):.2f} / {pct(v.quiet, 99):.2f} ms | {pct(v.during, 50):.2f} / {pct(v.during, 99):.2f} ms "
-                f"| {pct(v.during, 99) / pct(v.quiet, 99):.2f} | {statistics.median(ratios):.2f} | {others:.0%} |"
+                f"| {pct(v.during, 99) / pct(v.quiet, 99):.2f} | {statistics.median(ratios):.2f} "
+                f"| {pct(v.control, 99):.2f} ms ({pct(v.control, 99) / pct(v.quiet, 99):.2f}) | {others:.0%} |"
             )
     return 0
+
+
+def export(rev: str, dest: Path) -> None:
+    """The packages of an older commit, as configs.snapshot copies the work tree's."""
+    dest.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, *configs.SNAPSHOT_PACKAGES], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,8 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="reloads per variant, interleaved")
     parser.add_argument("--entries", type=int, default=10_000, help="filler entries in the map")
     parser.add_argument(
-        "--variants", default="child,thread", help="child (reload in a niced process), thread"
+        "--variants",
+        default="child,base",
+        help="child: reloads in the niced process; thread: this tree, GATEWAY_RELOAD_IN_CHILD=0; base: --base's tree",
     )
+    parser.add_argument("--base", default="c7f367f", help="the commit `base` runs: the tree before issue 12")
     parser.add_argument("--load", type=float, default=0.5, help="share of the measured capacity to drive")
     parser.add_argument("--quiet", type=float, default=3.0, help="seconds of the quiet window per round")
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections of the generator")
