@@ -147,8 +147,9 @@ class Gateway:
         # and the first collections after a reload ~0.25 s. Frozen, they are never walked; a
         # reload reuses most of them (gateway.map_worker), and what it drops is freed by
         # reference counting, the maps and tables holding no cycles.
-        gc.collect()
-        gc.freeze()
+        if not gc.get_freeze_count():  # once a process: a collection of a test run's heap is slow
+            gc.collect()
+            gc.freeze()
         self.watcher.start()
         if self.access_log is not None:
             await self.access_log.start()
