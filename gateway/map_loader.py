@@ -83,7 +83,7 @@ def _describe(err: Any) -> str:
 
 
 @contextmanager
-def _no_gc_pauses() -> Iterator[None]:
+def no_gc_pauses() -> Iterator[None]:
     # Parsing allocates a container per value and frees none until the end, so the cyclic
     # collector ran full passes over a growing heap that held no cycle: a fifth of the time
     # of a 10,000-entry map. It runs once, when parsing is over (or sooner elsewhere, if
@@ -102,11 +102,18 @@ def parse_map(text: str, file: str = "<map>") -> LoadedMap:
     """Parse and validate map text; raises MapError listing every problem found."""
     if len(text.encode()) > MAX_MAP_BYTES:
         raise MapError([Problem(file, None, f"map is larger than {MAX_MAP_BYTES} bytes")])
-    with _no_gc_pauses():
+    return parse_parts(text, file)[0]
+
+
+def parse_parts(text: str, file: str = "<map>") -> tuple[LoadedMap, dict[str, Any]]:
+    """parse_map, and the plain data it validated (gateway.map_worker reuses entries by it)."""
+    if len(text.encode()) > MAX_MAP_BYTES:
+        raise MapError([Problem(file, None, f"map is larger than {MAX_MAP_BYTES} bytes")])
+    with no_gc_pauses():
         return _parse(text, file)
 
 
-def _parse(text: str, file: str) -> LoadedMap:
+def _parse(text: str, file: str) -> tuple[LoadedMap, dict[str, Any]]:
     try:
         composed = map_text.compose(text)
     except TextError as exc:
@@ -126,12 +133,13 @@ def _parse(text: str, file: str) -> LoadedMap:
     except ValidationError as exc:
         problems = [Problem(file, _line_for(marks, tuple(e["loc"])), _describe(e)) for e in exc.errors()]
         raise MapError(problems) from None
-    return _check_semantics(mmap, file, marks, text)
+    return _check_semantics(mmap, file, marks, text), data
 
 
 # A reload parses every path of the map again, though an edit changes a few: parsed templates
 # are immutable, so the ones seen before are reused (a 10,000-path map parses ~0.1 s faster).
 _template = lru_cache(maxsize=1 << 16)(parse_template)
+template_of = _template
 
 
 def _check_semantics(mmap: MigrationMap, file: str, marks: dict[Loc, int], text: str) -> LoadedMap:
@@ -248,11 +256,14 @@ def _common_methods(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> str
 
 def load_bytes(raw: bytes, file: str) -> LoadedMap:
     """A map from the bytes of its file, so the bytes hashed are the bytes parsed."""
+    return parse_parts(decode(raw, file), file)[0]
+
+
+def decode(raw: bytes, file: str) -> str:
     try:
-        text = map_text.decode(raw)
+        return map_text.decode(raw)
     except TextError as exc:
         raise MapError([Problem(file, exc.line, exc.message)]) from None
-    return parse_map(text, file)
 
 
 def read_map(path: str | Path) -> bytes:

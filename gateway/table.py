@@ -122,6 +122,30 @@ class RoutingTable:
         for _, child in node.dynamic:
             self._freeze(child)
 
+    def replacing(
+        self, templates: tuple[PathTemplate, ...], changes: dict[int, tuple[Route, Route]], default: Route
+    ) -> RoutingTable:
+        """This table with some routes swapped for others of the same path and methods (an edit
+        of owner, shadow, canary...): only the nodes on the way to their slots are copied; the
+        rest of the trie is shared, so an edit of one route of 10,000 costs microseconds, not
+        the ~80 ms a new trie takes. `changes`: index -> (old route, new route)."""
+        table = object.__new__(RoutingTable)
+        table.default = default
+        routes = list(self.routes)
+        static = dict(self._static)
+        root = self._root
+        for i, (old, new) in changes.items():
+            routes[i] = new
+            template = templates[i]
+            if template.is_static:
+                static[template.source] = _swapped(static[template.source], old, new)
+            else:
+                root = _copy_to_slot(root, template.segments, old, new)
+        table.routes = tuple(routes)
+        table._static = static
+        table._root = root
+        return table
+
     def lookup(self, method: str, path: str) -> Route:
         methods = self._static.get(path)
         if methods is not None:
@@ -201,26 +225,85 @@ class RoutingTable:
         return None
 
 
-def build_table(loaded: LoadedMap) -> RoutingTable:
+def _swapped(slot: MethodTable, old: Route, new: Route) -> MethodTable:
+    # by identity: the route an earlier entry took a method from keeps it, as setdefault left it
+    return MappingProxyType({m: new if r is old else r for m, r in slot.items()})
+
+
+def _copy_to_slot(node: _Node, segments: tuple[Segment, ...], old: Route, new: Route) -> _Node:
+    """A copy of `node` whose slot at `segments` (walked as _insert walks it) has `new` for `old`."""
+    out = _Node(dict(node.static), list(node.dynamic), list(node.tails), node.here, list(node.matchers))
+    if not segments:
+        assert node.here is not None
+        out.here = dict(_swapped(node.here, old, new))
+        return out
+    seg, rest = segments[0], segments[1:]
+    if seg.kind is Kind.STATIC:
+        out.static[seg.text] = _copy_to_slot(node.static[seg.text], rest, old, new)
+        return out
+    if seg.kind is Kind.PATH:
+        for k, (existing, slot) in enumerate(node.tails):
+            if existing.text == seg.text:
+                out.tails[k] = (existing, dict(_swapped(slot, old, new)))
+                return out
+        raise KeyError(seg.text)
+    for k, (existing, child) in enumerate(node.dynamic):
+        if existing.text == seg.text:
+            copied = _copy_to_slot(child, rest, old, new)
+            out.dynamic[k] = (existing, copied)
+            out.matchers = [(fn, copied if c is child else c) for fn, c in node.matchers]
+            return out
+    raise KeyError(seg.text)
+
+
+def build_table(loaded: LoadedMap, previous: tuple[LoadedMap, RoutingTable] | None = None) -> RoutingTable:
+    """`previous`: the map and table serving now. A reload that reused its entry objects
+    (gateway.map_worker) reuses their routes too, where the line and the defaults are the same:
+    merging shadow rules was most of the ~0.2 s a 10,000-route table took."""
     mmap = loaded.map
-    routes = [
-        (
-            template,
-            Route(
-                entry.id,
-                mmap.owner_of(entry),
-                entry.path,
-                entry.methods,
-                mmap.shadow_of(entry),
-                line,
-                canary=entry.canary,
-                fallback=entry.fallback,
-                guard=entry.guard,
-            ),
+    before: dict[int, tuple[object, Route]] = {}
+    if previous is not None and previous[0].map.defaults == mmap.defaults:
+        before = {id(e): (e, r) for e, r in zip(previous[0].map.routes, previous[1].routes, strict=True)}
+    routes = []
+    for entry, template, line in zip(mmap.routes, loaded.templates, loaded.lines, strict=True):
+        kept = before.get(id(entry))
+        if kept is not None and kept[0] is entry and kept[1].line == line:
+            routes.append((template, kept[1]))
+            continue
+        route = Route(
+            entry.id,
+            mmap.owner_of(entry),
+            entry.path,
+            entry.methods,
+            mmap.shadow_of(entry),
+            line,
+            canary=entry.canary,
+            fallback=entry.fallback,
+            guard=entry.guard,
         )
-        for entry, template, line in zip(mmap.routes, loaded.templates, loaded.lines, strict=True)
-    ]
+        routes.append((template, route))
     # unmapped requests are never shadowed: no native code claims them, so a diff is meaningless
     unshadowed = replace(merge_shadow(mmap.defaults.shadow, None), sample=0.0)
     default = Route(UNMAPPED_ID, mmap.defaults.owner, "*", None, unshadowed)
+    if before and previous is not None and len(routes) == len(previous[1].routes):
+        changes = _same_slots(previous[0].templates, previous[1].routes, routes)
+        if changes is not None:
+            return previous[1].replacing(loaded.templates, changes, default)
     return RoutingTable(routes, default)
+
+
+def _same_slots(
+    templates: tuple[PathTemplate, ...], was: tuple[Route, ...], now: list[tuple[PathTemplate, Route]]
+) -> dict[int, tuple[Route, Route]] | None:
+    """The routes that changed, when every route keeps its path and methods; else None."""
+    changes: dict[int, tuple[Route, Route]] = {}
+    for i, (template, route) in enumerate(now):
+        old = was[i]
+        if route is old:
+            continue
+        if (templates[i] is not template and templates[i] != template) or route.methods != old.methods:
+            return None
+        changes[i] = (old, route)
+        if len(changes) > 64:  # a large edit: a new trie is as quick, and simpler to trust
+            return None
+    return changes

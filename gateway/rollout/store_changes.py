@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.map_loader import LoadedMap
+from gateway.map_schema import Owner, RouteEntry
 
 # {"default_owner": str, "routes": {route_id: {"owner": str, "canary_percent": float | None}}}
 Snapshot = dict[str, Any]
@@ -17,17 +18,49 @@ MAX_LISTED = 8  # changes named in an audit summary; the details list them all
 
 
 def serving_snapshot(loaded: LoadedMap | None) -> Snapshot:
+    """Treat it as read-only: the snapshot of a map is computed once and shared (a reload diffs
+    the map before it against the new one, and ~10 ms of GIL per 10,000 routes was spent
+    building each of the two again)."""
     if loaded is None:
         return {"default_owner": None, "routes": {}}
+    for seen, snapshot in _recent:
+        if seen is loaded:
+            return snapshot
     mmap = loaded.map
-    routes = {
-        entry.id: {
-            "owner": mmap.owner_of(entry).value,
-            "canary_percent": entry.canary.percent if entry.canary is not None else None,
-        }
-        for entry in mmap.routes
+    default = mmap.defaults.owner
+    routes = _edited(loaded, default) if _recent else None
+    if routes is None:
+        routes = {entry.id: _serving(entry, default) for entry in mmap.routes}
+    snapshot = {"default_owner": default.value, "routes": routes}
+    _recent[:] = [*_recent[-1:], (loaded, snapshot)]
+    return snapshot
+
+
+def _serving(entry: RouteEntry, default: Owner) -> dict[str, Any]:
+    return {
+        "owner": _VALUE[entry.owner or default],
+        "canary_percent": entry.canary.percent if entry.canary is not None else None,
     }
-    return {"default_owner": mmap.defaults.owner.value, "routes": routes}
+
+
+def _edited(loaded: LoadedMap, default: Owner) -> dict[str, Any] | None:
+    """The last snapshot with the routes whose entry object changed redone, when the map keeps
+    its routes (ids, order, defaults) and reused the entry objects of the rest (the reloader
+    does: gateway.map_worker); None when it cannot tell."""
+    before, snapshot = _recent[-1]
+    if before.map.defaults.owner is not default or len(before.map.routes) != len(loaded.map.routes):
+        return None
+    routes: dict[str, Any] = dict(snapshot["routes"])
+    for entry, was in zip(loaded.map.routes, before.map.routes, strict=True):
+        if entry is not was:
+            if entry.id != was.id:
+                return None
+            routes[entry.id] = _serving(entry, default)
+    return routes
+
+
+_VALUE = {owner: owner.value for owner in Owner}  # Enum.value is a slow property, 10,000 times
+_recent: list[tuple[LoadedMap, Snapshot]] = []  # the maps serving now and just before
 
 
 def diff_snapshots(old: Snapshot, new: Snapshot) -> list[dict[str, Any]]:
@@ -38,7 +71,10 @@ def diff_snapshots(old: Snapshot, new: Snapshot) -> list[dict[str, Any]]:
         changes.append({"route_id": None, "change": "default_owner", "from": was_default, "to": now_default})
     before: dict[str, dict[str, Any]] = old.get("routes", {})
     after: dict[str, dict[str, Any]] = new["routes"]
-    for route_id in sorted(before.keys() | after.keys()):
+    # most reloads change a few of thousands of routes: find those in C, then name them in order
+    differ = {route_id for route_id, now in after.items() if before.get(route_id) != now}
+    differ.update(route_id for route_id in before if route_id not in after)
+    for route_id in sorted(differ):
         was, now = before.get(route_id), after.get(route_id)
         if was is None and now is not None:
             changes.append({"route_id": route_id, "change": "added", **now})

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from gateway.map_loader import LoadedMap, parse_map
+from gateway.map_worker import MapParser
 from gateway.metrics import GatewayMetrics
+from gateway.parity.store import dumps
 from gateway.reloader import MapHolder
-from gateway.rollout.state import AuditKind, RolloutStore, map_changes
+from gateway.rollout.state import AuditKind, RolloutStore, dumps_in_slices, map_changes
 from tests.gateway.rollout.test_state import race
 
 BASE = """\
@@ -158,3 +160,47 @@ def test_a_gateway_start_on_a_store_that_does_not_exist_creates_nothing(tmp_path
     store = RolloutStore(f"sqlite:///{tmp_path}/store.db")
     MapHolder(path, GatewayMetrics(), on_change=store.record_map_change).load_initial()
     assert not (tmp_path / "store.db").exists()
+
+
+@pytest.mark.parametrize("routes", [0, 1, 499, 500, 501, 1234])
+def test_details_encoded_in_slices_are_the_same_text(routes: int) -> None:
+    snapshot = {
+        "default_owner": "legacy",
+        "routes": {f"r{i}.é": {"owner": "new", "canary_percent": i % 3 or None} for i in range(routes)},
+    }
+    details = {"file": "m.yaml", "old_sha256": None, "new_sha256": "ab", "changes": [{"x": 1}], "snapshot": snapshot}
+    assert dumps_in_slices(details) == dumps(details)
+    assert dumps_in_slices({"snapshot": snapshot}) == dumps({"snapshot": snapshot})
+    odd = {"snapshot": {"routes": {}, "default_owner": None}, "after": 1}
+    assert dumps_in_slices(odd) == dumps(odd)
+
+
+def test_reloads_that_reuse_entries_record_the_same_changes_and_snapshots(db_url: str, tmp_path: Path) -> None:
+    # the child's reloads keep the entry objects of unchanged routes; the snapshot of the new
+    # map is then the last one with the changed routes redone: it must be the full one
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(BASE)
+    store = RolloutStore(db_url)
+    parser = MapParser()
+    holder = MapHolder(path, GatewayMetrics(), on_change=store.record_map_change, parser=parser)
+    holder.load_initial()
+    for text in (FLIPPED, RAISED, BASE, BASE + "  - {id: more, path: /more, methods: [GET]}\n"):
+        path.write_text(text)
+        before = holder.loaded
+        assert (result := holder.check()) is not None and result.ok
+        assert holder.loaded is not None and before is not None
+        expected = map_changes(loaded(_text_of(before)), loaded(text))
+        entry = store.audit_entries()[0]
+        assert entry.details["changes"] == expected
+        full = {"default_owner": "legacy", "routes": {}}
+        for e in loaded(text).map.routes:
+            owner = (e.owner or holder.loaded.map.defaults.owner).value
+            full["routes"][e.id] = {"owner": owner, "canary_percent": e.canary.percent if e.canary else None}
+        assert entry.details["snapshot"] == full
+    parser.close()
+    store.dispose()
+
+
+def _text_of(loaded_map: LoadedMap) -> str:
+    texts = (BASE, FLIPPED, RAISED, BASE + "  - {id: more, path: /more, methods: [GET]}\n")
+    return {loaded(t).sha256: t for t in texts}[loaded_map.sha256]

@@ -1,0 +1,238 @@
+"""Reloads parsed in the niced child process (gateway.map_worker), reusing unchanged entries."""
+
+import asyncio
+import logging
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.app import Gateway
+from gateway.map_loader import MapError, parse_map
+from gateway.map_worker import MapParser
+from gateway.metrics import GatewayMetrics
+from gateway.reloader import MapHolder
+from gateway.settings import GatewaySettings
+from gateway.table import build_table
+
+
+def a_map(entries: int, new: set[int] = frozenset(), extra: str = "") -> str:  # type: ignore[assignment]
+    lines = ["version: 1", "defaults:", "  owner: legacy", "routes:"]
+    for i in range(entries):
+        path = f"/api/r{i}/items" if i % 3 == 0 else f"/api/r{i}/<int:item_id>"
+        lines.append(f"  - id: r{i}.get")
+        lines.append(f"    path: '{path}'")
+        lines.append("    methods: [GET]")
+        lines.append(f"    owner: {'new' if i in new else 'legacy'}")
+        if i % 4 == 1:
+            lines.append("    shadow: {sample: 0.5, ignore: [body.at]}")
+    return "\n".join(lines) + "\n" + extra
+
+
+@pytest.fixture
+def parser() -> Iterator[MapParser]:
+    p = MapParser()
+    p.start()
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def holder_for(path: Path, parser: MapParser) -> MapHolder:
+    holder = MapHolder(path, GatewayMetrics(), parser=parser)
+    holder.load_initial()
+    return holder
+
+
+def same_as_a_fresh_load(holder: MapHolder, text: str, path: Path) -> None:
+    assert holder.loaded is not None and holder.table is not None
+    fresh = parse_map(text, str(path))
+    assert holder.loaded.map == fresh.map
+    assert holder.loaded.templates == fresh.templates and holder.loaded.lines == fresh.lines
+    assert holder.loaded.sha256 == fresh.sha256
+    table = build_table(fresh)
+    assert holder.table.routes == table.routes
+    rng = random.Random(7)
+    for _ in range(300):
+        i = rng.randrange(60)
+        path_ = f"/api/r{i}/" + rng.choice(["items", "5", "x"])
+        for method in ("GET", "HEAD", "POST"):
+            assert holder.table.lookup(method, path_) == table.lookup(method, path_)
+
+
+def test_a_reload_serves_the_edited_owner_and_reuses_the_rest(tmp_path: Path, parser: MapParser) -> None:
+    path = tmp_path / "migration_map.yaml"
+    text = a_map(60)
+    path.write_text(text)
+    holder = holder_for(path, parser)
+    before = holder.loaded
+    assert before is not None
+    for edit in ({5}, {5, 10}, {10}, {10, 30, 31}):
+        text = a_map(60, edit)
+        path.write_text(text)
+        result = holder.check()
+        assert result is not None and result.ok
+        same_as_a_fresh_load(holder, text, path)
+        assert holder.table is not None
+        assert holder.table.lookup("GET", "/api/r10/1").owner.value == ("new" if 10 in edit else "legacy")
+    assert holder.loaded is not None
+    # the entries whose text did not change are the objects validated at the start
+    assert holder.loaded.map.routes[0] is before.map.routes[0]
+    assert holder.loaded.map.routes[10] is not before.map.routes[10]
+    # an entry inserted at the top moves every line: the entries are kept, the routes are new
+    text = a_map(60).replace("routes:\n", "routes:\n  - {id: top, path: /top, methods: [GET]}\n")
+    path.write_text(text)
+    assert (result := holder.check()) is not None and result.ok
+    same_as_a_fresh_load(holder, text, path)
+
+
+def test_a_bad_edit_is_rejected_with_file_and_line(
+    tmp_path: Path, parser: MapParser, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(a_map(20))
+    holder = holder_for(path, parser)
+    serving = holder.table
+    bad = a_map(20).replace("    owner: legacy\n", "    owner: nobody\n", 3)
+    path.write_text(bad)
+    with caplog.at_level(logging.ERROR, logger="gateway.map"):
+        result = holder.check()
+    assert result is not None and not result.ok
+    expected = str(error_of(bad, str(path)))
+    assert result.error == expected and f"{path}:" in expected
+    assert "routes[2].owner" in expected
+    assert holder.table is serving  # the last good map serves on
+    assert expected in caplog.text
+    # a duplicate id is found across entries, the ones reused included
+    dup = a_map(20, extra="  - {id: r3.get, path: /other, methods: [GET]}\n")
+    path.write_text(dup)
+    result = holder.check()
+    assert result is not None and not result.ok
+    assert result.error == str(error_of(dup, str(path))) and "duplicate route id 'r3.get'" in result.error
+
+
+def error_of(text: str, file: str) -> MapError:
+    with pytest.raises(MapError) as err:
+        parse_map(text, file)
+    return err.value
+
+
+def test_a_child_dead_while_idle_is_replaced(
+    tmp_path: Path, parser: MapParser, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(a_map(10))
+    holder = holder_for(path, parser)
+    first = parser._proc
+    assert first is not None
+    first.kill()
+    first.wait()
+    text = a_map(10, {4})
+    path.write_text(text)
+    with caplog.at_level(logging.WARNING, logger="gateway.map"):
+        result = holder.check()
+    assert result is not None and result.ok
+    assert "map parser process had exited (code -9); starting a new one" in caplog.text
+    assert parser._proc is not None and parser._proc is not first and parser._proc.poll() is None
+    same_as_a_fresh_load(holder, text, path)
+
+
+def test_a_child_that_crashes_while_parsing_falls_back_to_parsing_here(
+    tmp_path: Path, parser: MapParser, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(a_map(10))
+    holder = holder_for(path, parser)
+    real_spawn = parser._spawn
+    crashing = [sys.executable, "-c", "import sys; sys.stdin.buffer.read(8); sys.exit(3)"]
+    monkeypatch.setattr(
+        parser, "_spawn", lambda: subprocess.Popen(crashing, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    )
+    parser.close()  # the next reload starts the crashing one
+    text = a_map(10, {4})
+    path.write_text(text)
+    with caplog.at_level(logging.WARNING, logger="gateway.map"):
+        result = holder.check()
+    assert result is not None and result.ok
+    assert f"map parser process failed (exit code 3); parsing {path} in-process" in caplog.text
+    assert parser._proc is None  # the dead one is gone; the next reload starts another
+    same_as_a_fresh_load(holder, text, path)
+    monkeypatch.setattr(parser, "_spawn", real_spawn)
+    text = a_map(10, {4, 6})
+    path.write_text(text)
+    assert (result := holder.check()) is not None and result.ok
+    assert parser._proc is not None and parser._proc.poll() is None
+    same_as_a_fresh_load(holder, text, path)
+
+
+def test_close_ends_the_child(tmp_path: Path) -> None:
+    parser = MapParser()
+    parser.start()
+    proc = parser._proc
+    assert proc is not None and proc.poll() is None
+    parser.close()
+    assert proc.poll() == 0  # it saw the pipe close and left by itself
+    assert parser._proc is None
+    parser.close()  # twice is fine
+
+
+def test_a_child_that_cannot_start_leaves_parsing_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    parser = MapParser()
+
+    def refuse() -> None:
+        raise OSError("no such file")
+
+    monkeypatch.setattr(parser, "_spawn", refuse)
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(a_map(5))
+    holder = holder_for(path, parser)
+    path.write_text(a_map(5, {1}))
+    with caplog.at_level(logging.WARNING, logger="gateway.map"):
+        result = holder.check()
+    assert result is not None and result.ok
+    assert "map parser process failed (cannot start: no such file)" in caplog.text
+    assert holder.table is not None and holder.table.lookup("GET", "/api/r1/2").owner.value == "new"
+
+
+def test_without_the_child_the_same_maps_load(tmp_path: Path) -> None:
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(a_map(12))
+    holder = holder_for(path, MapParser(child=False))
+    text = a_map(12, {2})
+    path.write_text(text)
+    assert (result := holder.check()) is not None and result.ok
+    same_as_a_fresh_load(holder, text, path)
+
+
+@pytest.mark.anyio
+async def test_the_gateway_reloads_through_the_child_and_ends_it_on_shutdown(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(a_map(8))
+    gw = Gateway(
+        GatewaySettings(
+            map_path=path,
+            store_url=f"sqlite:///{tmp_path}/store.db",
+            legacy_app="tests.gateway.wsgi_fixtures:legacy_app",
+            native_app="tests.gateway.wsgi_fixtures:native_app",
+        )
+    )
+    assert gw.parser._proc is None  # a Gateway that never starts leaves no process behind
+    await gw.startup({})
+    try:
+        child = gw.parser._proc
+        assert child is not None and child.poll() is None
+        path.write_text(a_map(8, {2}))
+        deadline = time.monotonic() + 10
+        while gw.holder.table is None or gw.holder.table.lookup("GET", "/api/r2/1").owner.value != "new":
+            assert time.monotonic() < deadline, "the edit was never served"
+            await asyncio.sleep(0.02)
+    finally:
+        await gw.shutdown()
+    assert child.poll() == 0 and gw.parser._proc is None
