@@ -136,14 +136,6 @@ class Gateway:
         await self.rollout.start()
         self._publisher = asyncio.create_task(self.metrics.publish_every(1.0), name="metrics-publish")
         self.parser.start()  # here, not in __init__: a Gateway never started leaves no process behind
-        # The map loaded at start-up (with the code and apps) is a million long-lived objects
-        # for 10,000 routes; every full collection walked them all, 0.7 s with the GIL held,
-        # and the first collections after a reload ~0.25 s. Frozen, they are never walked; a
-        # reload reuses most of them (gateway.map_worker), and what it drops is freed by
-        # reference counting, the maps and tables holding no cycles.
-        if not gc.get_freeze_count():  # once a process: a collection of a test run's heap is slow
-            gc.collect()
-            gc.freeze()
         self.watcher.start()
         if self.access_log is not None:
             await self.access_log.start()
@@ -199,6 +191,10 @@ class Gateway:
                     # scanned. Cyclic garbage among frozen objects is never collected: start-up
                     # objects are collected first, and the ones the gateway drops later (a
                     # replaced routing table) hold no cycles and go by reference counting.
+                    # A 10,000-route map is a million such objects: a full collection walked
+                    # them in 0.7 s with the GIL held; a reload reuses most of them
+                    # (gateway.map_worker). Not in-process (tests, the compatibility harness
+                    # inside an app's own suite): that heap is not the gateway's to freeze.
                     gc.collect()
                     gc.freeze()
                 await send({"type": "lifespan.startup.complete"})

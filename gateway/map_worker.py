@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import pickle
+import select
 import subprocess
 import sys
 import threading
@@ -94,11 +95,19 @@ class WorkerDied(Exception):
     pass
 
 
+# How long a reload waits for the niced child. On a saturated core the child gets no CPU at
+# all (nice 19 yields to every busy process) and an edit to the map, say an owner flipped back
+# to legacy in an incident, would wait for as long as the load lasts; past this, the map is
+# parsed here at normal priority, as it was before the child existed, and the child restarted.
+CHILD_DEADLINE_S = 5.0
+
+
 class MapParser:
     """Loads maps for a MapHolder, in the child when it can; keeps the entries of the last map."""
 
-    def __init__(self, *, child: bool = True) -> None:
+    def __init__(self, *, child: bool = True, deadline: float = CHILD_DEADLINE_S) -> None:
         self.child = child
+        self.deadline = deadline
         self._proc: subprocess.Popen[bytes] | None = None
         self._entries: dict[Fingerprint, Known] = {}
         self._lock = threading.Lock()
@@ -197,6 +206,10 @@ class MapParser:
             request = (raw, file, b"".join(self._entries))
             pickle.dump(request, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], self.deadline)
+            if not ready:  # starved or stuck: its answer would come too late to matter
+                proc.kill()
+                raise WorkerDied(f"no answer within {self.deadline:g} s")
             reply = _read(proc.stdout)
         except (OSError, EOFError, pickle.UnpicklingError) as exc:
             code = None

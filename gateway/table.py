@@ -144,6 +144,7 @@ class RoutingTable:
         table.routes = tuple(routes)
         table._static = static
         table._root = root
+        table._found = {}  # answers of this table, not of the one it was made from
         return table
 
     def lookup(self, method: str, path: str) -> Route:

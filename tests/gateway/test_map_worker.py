@@ -170,6 +170,34 @@ def test_a_child_that_crashes_while_parsing_falls_back_to_parsing_here(
     same_as_a_fresh_load(holder, text, path)
 
 
+def test_a_child_that_does_not_answer_in_time_is_replaced_and_the_map_parsed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a niced child on a saturated core gets no CPU: the reload must not wait for the load to end
+    parser = MapParser(deadline=0.5)
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(a_map(10))
+    holder = holder_for(path, parser)
+    silent = [sys.executable, "-c", "import time; time.sleep(60)"]
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn() -> subprocess.Popen[bytes]:
+        started.append(subprocess.Popen(silent, stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+        return started[-1]
+
+    monkeypatch.setattr(parser, "_spawn", spawn)
+    text = a_map(10, {3})
+    path.write_text(text)
+    began = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="gateway.map"):
+        result = holder.check()
+    assert result is not None and result.ok and time.monotonic() - began < 5
+    assert f"map parser process failed (no answer within 0.5 s); parsing {path} in-process" in caplog.text
+    assert started[0].wait(5) != 0 and parser._proc is None  # killed, and the next reload starts another
+    same_as_a_fresh_load(holder, text, path)
+    parser.close()
+
+
 def test_close_ends_the_child(tmp_path: Path) -> None:
     parser = MapParser()
     parser.start()

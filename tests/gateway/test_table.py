@@ -124,3 +124,16 @@ def test_cached_answers_are_the_walks_and_the_cache_stays_bounded() -> None:
     assert len(t._found) <= table_module._CACHED_PATHS
     long = "/items/" + "x" * table_module._CACHED_PATH_CHARS
     assert t.lookup("GET", long).id == "any" and ("GET", long) not in t._found
+
+
+def test_a_table_patched_by_a_reload_does_not_answer_from_the_old_one_s_cache() -> None:
+    # regression: a reload that changes an owner patches the table (RoutingTable.replacing);
+    # the patched table must not start from the old table's cached templated answers
+    text = "version: 1\nroutes:\n  - {id: item, path: '/items/<int:n>', methods: [GET], owner: legacy}\n"
+    first = parse_map(text)
+    old = build_table(first)
+    assert old.lookup("GET", "/items/7").owner is Owner.LEGACY  # now cached in the old table
+    second = parse_map(text.replace("owner: legacy", "owner: new"))
+    new = build_table(second, (first, old))
+    assert new.lookup("GET", "/items/7").owner is Owner.NEW
+    assert old.lookup("GET", "/items/7").owner is Owner.LEGACY  # the old table is left as it was
