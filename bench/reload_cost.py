@@ -7,8 +7,9 @@ pinned to BENCH_SERVER_CPU), each with its own copy of a map of the bench routes
 entries (bench/bench_parse_map.py's `generated_map`); `child` parses reloads in a niced child
 process (GATEWAY_RELOAD_IN_CHILD=1, the default), `thread` on a thread of the gateway (=0),
 `base` is the tree of --base (before issue 12: every reload parsed on a thread, and the
-start-up heap not frozen), run from `git archive`. This process, pinned to BENCH_LOAD_CPU, drives /bench/native/items/1
-with an open-loop generator (bench/openloop.py) at --load of the capacity it measures first.
+start-up heap not frozen), run from `git archive`. This process, pinned to BENCH_LOAD_CPU,
+drives /bench/native/items/1 with an open-loop generator (bench/openloop.py) at --load of
+the capacity it measures first.
 
 Each round drives every variant in turn (odd rounds forwards, even backwards): a quiet window,
 then the map file is rewritten (one filler entry's owner flipped, a temp file renamed over it,
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import os
 import statistics
@@ -240,13 +242,15 @@ async def main_async(args: argparse.Namespace) -> int:
                         f"reload p50/p99 {row['reload_p50']:.2f}/{row['reload_p99']:.2f} ms  "
                         f"p99 x{row['ratio_p99']:.2f}  control p99 {row['control_p99']:.2f} ms  "
                         f"(n {row['n_quiet']:.0f}/{row['n_reload']:.0f}, "
-                        f"errors {row['errors']:.0f}, others {row['others_share']:.0%} of CPU {settings.server_cpu})",
+                        f"errors {row['errors']:.0f}, "
+                        f"others {row['others_share']:.0%} of CPU {settings.server_cpu})",
                         flush=True,
                     )
                     await asyncio.sleep(0.5)
         print()
         print(
-            "| variant | reloads | reload s (median, max) | quiet p50 / p99 | reload p50 / p99 | p99 ratio (pooled) "
+            "| variant | reloads | reload s (median, max) | quiet p50 / p99 | reload p50 / p99 "
+            "| p99 ratio (pooled) "
             "| p99 ratio (median of rounds) | control p99 (ratio) | others on the server core |"
         )
         print("|---|---|---|---|---|---|---|---|---|")
@@ -255,10 +259,13 @@ async def main_async(args: argparse.Namespace) -> int:
             others = statistics.median(row["others_share"] for row in v.rounds)
             print(
                 f"| {v.name} | {len(v.reloads)} | {statistics.median(v.reloads):.2f}, {max(v.reloads):.2f} "
-                f"| {pct(v.quiet, 50):.2f} / {pct(v.quiet, 99):.2f} ms | {pct(v.during, 50):.2f} / {pct(v.during, 99):.2f} ms "
+                f"| {pct(v.quiet, 50):.2f} / {pct(v.quiet, 99):.2f} ms "
+                f"| {pct(v.during, 50):.2f} / {pct(v.during, 99):.2f} ms "
                 f"| {pct(v.during, 99) / pct(v.quiet, 99):.2f} | {statistics.median(ratios):.2f} "
-                f"| {pct(v.control, 99):.2f} ms ({pct(v.control, 99) / pct(v.quiet, 99):.2f}) | {others:.0%} |"
+                f"| {pct(v.control, 99):.2f} ms ({pct(v.control, 99) / pct(v.quiet, 99):.2f}) "
+                f"| {others:.0%} |"
             )
+        args.measured = [(v, capacity, rate) for v in variants]
     return 0
 
 
@@ -279,18 +286,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants",
         default="child,base",
-        help="child: reloads in the niced process; thread: this tree, GATEWAY_RELOAD_IN_CHILD=0; base: --base's tree",
+        help="child: reloads in the niced process; thread: this tree, GATEWAY_RELOAD_IN_CHILD=0; "
+        "base: --base's tree",
     )
     parser.add_argument("--base", default="c7f367f", help="the commit `base` runs: the tree before issue 12")
     parser.add_argument("--load", type=float, default=0.5, help="share of the measured capacity to drive")
     parser.add_argument("--quiet", type=float, default=3.0, help="seconds of the quiet window per round")
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections of the generator")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout, for bench/extras.py")
+    parser.add_argument("--quick", action="store_true", help="2 rounds")
     args = parser.parse_args(argv)
+    if args.json and "--variants" not in (argv if argv is not None else sys.argv[1:]):
+        args.variants = "child"  # make bench: this tree as it runs by default
+    if args.quick:
+        args.rounds = min(args.rounds, 2)
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
-    return asyncio.run(main_async(args))
+    if not args.json:
+        return asyncio.run(main_async(args))
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        code = asyncio.run(main_async(args))
+    sys.stderr.write(log.getvalue())
+    print(json.dumps(extra_result(args, log.getvalue())))
+    return code
+
+
+RATIO_TARGET = 1.2  # issue 12: primary p99 during a 10,000-entry reload within 1.2x of quiet
+
+
+def extra_result(args: argparse.Namespace, text: str) -> dict[str, Any]:
+    ratios: list[dict[str, Any]] = []
+    for v, _capacity, _rate in args.measured:
+        rounds = [row["ratio_p99"] for row in v.rounds]
+        ratios.append({
+            "name": f"p99 during a {args.entries:,}-entry map reload / quiet p99 ({v.name}, median of "
+                    f"{len(rounds)} reloads)",
+            "workload": "open loop, fixed rate", "value": statistics.median(rounds) if rounds else None,
+            "op": "<=" if v.name == "child" else None, "target": RATIO_TARGET if v.name == "child" else None,
+        })
+        ratios.append({"name": f"reload time, median ({v.name})", "workload": "open loop, fixed rate",
+                       "value": statistics.median(v.reloads) if v.reloads else None, "op": None,
+                       "target": None, "unit": " s"})
+    table = "\n".join(line for line in text.splitlines() if line.startswith(("|", "#")))
+    about = ("A native route driven at a fixed rate while the map (the bench routes and "
+             f"{args.entries:,} filler entries) is rewritten and reloaded; p99 of the requests due "
+             "during each reload against the quiet windows'. `python -m bench.reload_cost`.")
+    return {"title": "Map reloads under load", "ratios": ratios, "markdown": f"{about}\n\n{table}"}
 
 
 if __name__ == "__main__":
