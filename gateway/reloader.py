@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,6 +144,15 @@ class MapHolder:
         return self.last
 
 
+# A file still being written in place (`cat > map.yaml`, a tool that writes in pieces) can
+# parse, cut short, as a valid map without its last routes, which would then serve until the
+# next event. So a file is read once it has not been modified for SETTLE_S (a rename of a
+# finished file, as editors and Kubernetes do, is already that old or nearly); one written
+# to without pause is read after SETTLE_S * SETTLE_TRIES whatever its state.
+SETTLE_S = 0.2
+SETTLE_TRIES = 20
+
+
 class MapWatcher:
     def __init__(self, holder: MapHolder, poll_interval: float) -> None:
         self.holder = holder
@@ -175,10 +185,21 @@ class MapWatcher:
                     recursive=False,
                     watch_filter=None,  # editors and Kubernetes use dot-files; any event counts
                 ):
-                    await asyncio.to_thread(self.holder.check)
+                    await self._check()
             except (OSError, RuntimeError) as exc:
                 # the directory itself went away or cannot be watched: keep polling the file
                 log.warning("cannot watch %s (%s); polling every %g s", directory, exc, self.poll_interval)
-                await asyncio.to_thread(self.holder.check)
+                await self._check()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.poll_interval)
+
+    async def _check(self) -> None:
+        for _ in range(SETTLE_TRIES):
+            try:
+                age = time.time() - os.stat(self.holder.path).st_mtime
+            except OSError:
+                break  # gone or unreadable: check() says so
+            if age >= SETTLE_S:
+                break
+            await asyncio.sleep(SETTLE_S - max(age, 0.0))
+        await asyncio.to_thread(self.holder.check)

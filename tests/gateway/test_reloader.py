@@ -137,6 +137,38 @@ async def test_watcher_serves_on_through_junk_and_takes_the_next_good_map(tmp_pa
         await watcher.stop()
 
 
+TWO_ROUTES = V1 + "  - {id: orders.get, path: '/api/orders/<int:id>', methods: [GET], owner: new}\n"
+
+
+@pytest.mark.anyio
+async def test_a_map_written_in_pieces_is_read_whole(tmp_path: Path) -> None:
+    # `cat > migration_map.yaml` or a tool that writes in place: the first piece alone is a valid
+    # map with one route less, which the watcher once installed until the next event came
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(V2)
+    installed: list[int] = []
+    holder = MapHolder(path, GatewayMetrics(), on_change=lambda _old, new: installed.append(len(new.map.routes)))
+    holder.load_initial()
+    watcher = MapWatcher(holder, poll_interval=5)
+    watcher.start()
+    try:
+        await wait_until_watching(holder, tmp_path)
+        installed.clear()
+        with path.open("w") as f:
+            f.write(V1)  # a whole, valid map on its own...
+            f.flush()
+            await asyncio.sleep(0.12)  # ...for longer than the watcher's debounce
+            f.write(TWO_ROUTES[len(V1):])
+        deadline = time.monotonic() + 3
+        while not installed:
+            assert time.monotonic() < deadline, "the new map was never loaded"
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        assert installed == [2]  # the whole file, never its first piece
+    finally:
+        await watcher.stop()
+
+
 async def wait_for_owner(holder: MapHolder, expected: str) -> None:
     deadline = time.monotonic() + 2  # well under the 5 s poll: only a file event gets here in time
     while time.monotonic() < deadline:
