@@ -39,7 +39,7 @@ browser-deps:
 	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 # real servers, wrk and ratios (bench/README.md): writes bench/RESULTS.md and bench/results.json.
-# BENCH_QUICK=1 checks the harness in about five minutes; the full run takes about 35 minutes.
+# BENCH_QUICK=1 checks the harness in about seven minutes; the full run takes about 35 minutes.
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
