@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import statistics
@@ -48,6 +47,7 @@ from typing import Any, Protocol
 
 from bench.apps import STREAM_CHUNK, STREAM_CHUNKS
 from bench.configs import post_body, prepare, uvicorn_flags
+from bench.procstat import cpu_seconds
 from bench.servers import Server, Servers, descendants, free_port, signals_raise
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade"})
@@ -294,12 +294,7 @@ class Run:
 
 
 def tree_cpu_s(server: Server) -> float:
-    ticks = 0
-    for pid in [server.process.pid, *descendants(server.process.pid)]:
-        with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds([server.process.pid, *descendants(server.process.pid)])
 
 
 def request_headers(port: int, method: str) -> Headers:

@@ -28,29 +28,11 @@ from pathlib import Path
 
 from bench import wrk
 from bench.configs import BENCH_DIR, gateway_env, prepare, uvicorn_flags
+from bench.procstat import cpu_seconds, thread_cpu_seconds
 from bench.servers import Server, Servers, free_port, http_status, signals_raise
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 FACTORIES = {"bare": "bench.apps:native_app", "gateway": "gateway.app:create_app"}
 READY = {"bare": "/bench/native/items/1", "gateway": "/_gateway/health"}
-
-
-def cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def thread_cpu_s(pid: int) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[int(tid)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return out
 
 
 def parse_variant(spec: str) -> tuple[str, str, dict[str, str]]:
@@ -127,10 +109,10 @@ def main() -> None:
             for r in range(args.rounds):
                 order = list(started.items()) if r % 2 == 0 else list(reversed(started.items()))
                 for spec, (server, pid) in order:
-                    before, threads = cpu_s(pid), thread_cpu_s(pid)
+                    before, threads = cpu_seconds([pid]), thread_cpu_seconds(pid)
                     requests = drive(server, args.seconds)
-                    per_req[spec].append((cpu_s(pid) - before) / requests * 1e6)
-                    after = thread_cpu_s(pid)
+                    per_req[spec].append((cpu_seconds([pid]) - before) / requests * 1e6)
+                    after = thread_cpu_seconds(pid)
                     main_s = after.get(pid, 0.0) - threads.get(pid, 0.0)
                     other_s = sum(v - threads.get(t, 0.0) for t, v in after.items() if t != pid)
                     split[spec][0] += main_s
@@ -147,7 +129,7 @@ def main() -> None:
                 main_s, other_s, n = split[spec]
                 print(
                     f"  {'':60} loop thread {main_s / n * 1e6:8.1f}  other threads {other_s / n * 1e6:8.1f}"
-                    f"  ({len(thread_cpu_s(started[spec][1]))} threads now)"
+                    f"  ({len(thread_cpu_seconds(started[spec][1]))} threads now)"
                 )
 
 

@@ -3,7 +3,6 @@ meanwhile (so a busy machine shows in the results), and the gateway's own counte
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
@@ -15,23 +14,8 @@ from typing import Any
 
 from bench import promtext, report, wrk
 from bench.configs import BENCH_DIR, Measurement, Settings, plan, start_servers
+from bench.procstat import core_busy_seconds, cpu_seconds
 from bench.servers import Server, Servers, descendants, http_get
-
-
-def _cpu_jiffies(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total
-
-
-def _busy_jiffies() -> int:
-    with open("/proc/stat") as f:
-        cols = [int(x) for x in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal
-    return cols[0] + cols[1] + cols[2] + cols[5] + cols[6] + (cols[7] if len(cols) > 7 else 0)
 
 
 def _tree(server: Server) -> list[int]:
@@ -101,17 +85,16 @@ def run_wrk(
     is_gateway = m.server.startswith("gateway")
     before = scrape(server) if is_gateway else None
     pids = [pid for s in involved for pid in _tree(s)]
-    ours0, busy0, wrk0, wall0 = _cpu_jiffies(pids), _busy_jiffies(), _children_cpu_s(), time.monotonic()
+    ours0, busy0, wrk0, wall0 = cpu_seconds(pids), core_busy_seconds(""), _children_cpu_s(), time.monotonic()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
-    ours1, busy1, wrk1, wall1 = _cpu_jiffies(pids), _busy_jiffies(), _children_cpu_s(), time.monotonic()
+    ours1, busy1, wrk1, wall1 = cpu_seconds(pids), core_busy_seconds(""), _children_cpu_s(), time.monotonic()
     if done.returncode != 0:
         raise RuntimeError(f"{m.key}: wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     run = wrk.parse(done.stdout).to_dict()
-    hz = os.sysconf("SC_CLK_TCK")
     wall = wall1 - wall0
-    run["server_cores"] = round((ours1 - ours0) / hz / wall, 3)
+    run["server_cores"] = round((ours1 - ours0) / wall, 3)
     run["wrk_cores"] = round((wrk1 - wrk0) / wall, 3)
-    run["other_cores"] = round(max(0.0, (busy1 - busy0 - (ours1 - ours0)) / hz - (wrk1 - wrk0)) / wall, 3)
+    run["other_cores"] = round(max(0.0, busy1 - busy0 - (ours1 - ours0) - (wrk1 - wrk0)) / wall, 3)
     if is_gateway:
         after = scrape(server)
         b, a = gateway_counts(before), gateway_counts(after)

@@ -39,6 +39,7 @@ from typing import Any
 
 from bench import configs, openloop
 from bench.bench_parse_map import generated_map
+from bench.procstat import core_busy_seconds, cpu_seconds
 from bench.servers import ROOT, Server, Servers, descendants, http_get, signals_raise
 
 TARGET = "/bench/native/items/1"
@@ -88,31 +89,13 @@ def health(server: Server) -> dict[str, Any]:
     return dict(json.loads(body))
 
 
-def cpu_ticks(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
-            cols = f.read().rsplit(")", 1)[1].split()
-            total += int(cols[11]) + int(cols[12])
-    return total
-
-
-def core_busy(cpu: str) -> int:
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith(f"cpu{cpu} "):
-                v = [int(x) for x in line.split()[1:]]
-                return sum(v) - v[3] - v[4]  # not idle, not iowait
-    return 0
-
-
 async def one_round(
     v: Variant, k: int, rate: float, quiet_s: float, conns: int, cpu: str
 ) -> dict[str, float]:
     new_text = flip(v.text, k)
     new_sha = hashlib.sha256(new_text.encode()).hexdigest()
     tree = [v.server.process.pid, *descendants(v.server.process.pid)]
-    ticks0, busy0 = cpu_ticks(tree), core_busy(cpu)
+    ticks0, busy0 = cpu_seconds(tree), core_busy_seconds(cpu)
     gen = openloop.OpenLoop("127.0.0.1", v.server.port, TARGET, rate=rate, connections=conns)
     run = asyncio.create_task(gen.run())
     await asyncio.sleep(1.0)  # warm-up: connections open, not counted
@@ -138,7 +121,7 @@ async def one_round(
     samples = await run
     v.text = new_text
     tree = [v.server.process.pid, *descendants(v.server.process.pid)]
-    ticks, busy = cpu_ticks(tree) - ticks0, core_busy(cpu) - busy0
+    ticks, busy = cpu_seconds(tree) - ticks0, core_busy_seconds(cpu) - busy0
     quiet = [lat for at, lat, ok in samples if q0 <= at < written and ok]
     during = [lat for at, lat, ok in samples if written <= at < seen + TAIL and ok]
     control = [lat for at, lat, ok in samples if control_from <= at < control_to and ok]
@@ -157,7 +140,7 @@ async def one_round(
         "n_quiet": len(quiet),
         "n_reload": len(during),
         "errors": errors,
-        "others_share": max(0.0, (busy - ticks) / max(busy, 1)),
+        "others_share": max(0.0, (busy - ticks) / busy) if busy > 0 else 0.0,
     }
     row["ratio_p99"] = row["reload_p99"] / row["quiet_p99"] if row["quiet_p99"] else float("nan")
     v.rounds.append(row)

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from bench import promtext, wrk
 from bench.configs import base_env, gateway_env, prepare, snapshot, uvicorn_flags
+from bench.procstat import core_busy_seconds, cpu_seconds
 from bench.servers import ROOT, Server, Servers, free_port, signals_raise
 
 MODES = {"off": "/bench/legacy/items/1", "25": "/bench/shadow25/items/1", "100": "/bench/shadow100/items/1"}
@@ -136,22 +137,6 @@ def run_open_loop(port: int, path: str, *, rate: float, seconds: float, connecti
 
 
 # -- servers and their counters ------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def core_busy_seconds(cpu: str) -> float:
-    """CPU time the core spent on anything (every process), from /proc/stat."""
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith(f"cpu{cpu} "):
-                ticks = [int(x) for x in line.split()[1:]]
-                return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-    raise RuntimeError(f"no cpu{cpu} in /proc/stat")
 
 
 def shadow_counts(server: Server, route: str) -> dict[str, float]:
@@ -256,7 +241,7 @@ def measure(
     out = []
     for kind in ("open", "wrk"):
         before = shadow_counts(server, ROUTES[mode])
-        cpu0, core0, t0 = cpu_seconds(pid), core_busy_seconds(SERVER_CPU), time.monotonic()
+        cpu0, core0, t0 = cpu_seconds([pid]), core_busy_seconds(SERVER_CPU), time.monotonic()
         if kind == "open":
             run = run_open_loop(server.port, MODES[mode], rate=rate, seconds=seconds, connections=connections)
             p50, p99, n, errors, late = (
@@ -272,7 +257,7 @@ def measure(
             p50, p99, n, errors, late = w.p50_ms, w.p99_ms, w.requests, w.errors, 0
             rps = w.requests_per_s
         took = time.monotonic() - t0
-        cores = (cpu_seconds(pid) - cpu0) / took
+        cores = (cpu_seconds([pid]) - cpu0) / took
         others = max(0.0, (core_busy_seconds(SERVER_CPU) - core0) / took - cores)
         time.sleep(1.5)  # queued shadows finish and are counted with their measurement
         shadows = promtext.delta(shadow_counts(server, ROUTES[mode]), before)

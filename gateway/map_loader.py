@@ -100,8 +100,6 @@ def no_gc_pauses() -> Iterator[None]:
 
 def parse_map(text: str, file: str = "<map>") -> LoadedMap:
     """Parse and validate map text; raises MapError listing every problem found."""
-    if len(text.encode()) > MAX_MAP_BYTES:
-        raise MapError([Problem(file, None, f"map is larger than {MAX_MAP_BYTES} bytes")])
     return parse_parts(text, file)[0]
 
 
