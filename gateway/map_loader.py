@@ -42,6 +42,22 @@ class MapError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What changed from the map `base_sha256` to this one, as the map parser process found it
+    (gateway.map_worker), so that the serving process need not look at every route again.
+
+    `positions`: the only routes whose entry object is not the base's (its other routes are
+    the base's own objects, on the same lines), None when routes were added, removed or
+    moved; `changes` and `snapshot_json` are the audit
+    entry's (gateway.rollout.store_changes: diff_snapshots, and the snapshot encoded)."""
+
+    base_sha256: str
+    positions: tuple[int, ...] | None
+    changes: list[dict[str, Any]]
+    snapshot_json: str
+
+
 @dataclass(frozen=True)
 class LoadedMap:
     map: MigrationMap
@@ -50,6 +66,7 @@ class LoadedMap:
     templates: tuple[PathTemplate, ...]  # parsed path of routes[i]
     lines: tuple[int | None, ...]  # line of routes[i]
     marks: dict[Loc, int] = field(repr=False, default_factory=dict)
+    delta: Delta | None = field(repr=False, default=None)  # against the map serving before it
 
     @property
     def short_hash(self) -> str:

@@ -8,12 +8,13 @@ the order werkzeug ranks rules in.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from gateway.map_loader import LoadedMap
-from gateway.map_schema import Owner, ShadowRules, merge_shadow
+from gateway.map_schema import MigrationMap, Owner, RouteEntry, ShadowRules, merge_shadow
 from gateway.paths import CONVERTERS, Kind, PathTemplate, Segment
 from gateway.rollout_schema import CanarySettings, FallbackSettings, GuardSettings
 
@@ -260,8 +261,17 @@ def _copy_to_slot(node: _Node, segments: tuple[Segment, ...], old: Route, new: R
 def build_table(loaded: LoadedMap, previous: tuple[LoadedMap, RoutingTable] | None = None) -> RoutingTable:
     """`previous`: the map and table serving now. A reload that reused its entry objects
     (gateway.map_worker) reuses their routes too, where the line and the defaults are the same:
-    merging shadow rules was most of the ~0.2 s a 10,000-route table took."""
+    merging shadow rules was most of the ~0.2 s a 10,000-route table took. One that also
+    names the routes it changed (`loaded.delta`) is patched without a look at the others."""
     mmap = loaded.map
+    # unmapped requests are never shadowed: no native code claims them, so a diff is meaningless
+    unshadowed = replace(merge_shadow(mmap.defaults.shadow, None), sample=0.0)
+    default = Route(UNMAPPED_ID, mmap.defaults.owner, "*", None, unshadowed)
+    delta = loaded.delta
+    if previous is not None and delta is not None and delta.positions is not None:
+        patched = _patched(loaded, previous, delta.positions, default)
+        if patched is not None:
+            return patched
     before: dict[int, tuple[object, Route]] = {}
     if previous is not None and previous[0].map.defaults == mmap.defaults:
         before = {id(e): (e, r) for e, r in zip(previous[0].map.routes, previous[1].routes, strict=True)}
@@ -271,26 +281,60 @@ def build_table(loaded: LoadedMap, previous: tuple[LoadedMap, RoutingTable] | No
         if kept is not None and kept[0] is entry and kept[1].line == line:
             routes.append((template, kept[1]))
             continue
-        route = Route(
-            entry.id,
-            mmap.owner_of(entry),
-            entry.path,
-            entry.methods,
-            mmap.shadow_of(entry),
-            line,
-            canary=entry.canary,
-            fallback=entry.fallback,
-            guard=entry.guard,
-        )
-        routes.append((template, route))
-    # unmapped requests are never shadowed: no native code claims them, so a diff is meaningless
-    unshadowed = replace(merge_shadow(mmap.defaults.shadow, None), sample=0.0)
-    default = Route(UNMAPPED_ID, mmap.defaults.owner, "*", None, unshadowed)
+        routes.append((template, _route(mmap, entry, line)))
     if before and previous is not None and len(routes) == len(previous[1].routes):
         changes = _same_slots(previous[0].templates, previous[1].routes, routes)
         if changes is not None:
             return previous[1].replacing(loaded.templates, changes, default)
     return RoutingTable(routes, default)
+
+
+def _route(mmap: MigrationMap, entry: RouteEntry, line: int | None) -> Route:
+    return Route(
+        entry.id,
+        mmap.owner_of(entry),
+        entry.path,
+        entry.methods,
+        mmap.shadow_of(entry),
+        line,
+        canary=entry.canary,
+        fallback=entry.fallback,
+        guard=entry.guard,
+    )
+
+
+def _patched(
+    loaded: LoadedMap, previous: tuple[LoadedMap, RoutingTable], positions: tuple[int, ...], default: Route
+) -> RoutingTable | None:
+    """The serving table with the routes at `positions` redone, if the map is the serving one
+    but for those (the same entry objects elsewhere, the same lines and defaults); else None.
+    Every check is one C loop: ~0.3 ms for 10,000 routes, where a Python loop was ~15 ms."""
+    was, table = previous
+    mmap = loaded.map
+    if (
+        loaded.delta is None
+        or loaded.delta.base_sha256 != was.sha256
+        or len(positions) > 64  # a large edit: a new trie is as quick, and simpler to trust
+        or len(mmap.routes) != len(was.map.routes)
+        or loaded.lines != was.lines
+        or was.map.defaults != mmap.defaults
+    ):
+        return None
+    others = list(mmap.routes)
+    for i in positions:
+        others[i] = was.map.routes[i]
+    if not all(map(operator.is_, others, was.map.routes)):
+        return None
+    changes: dict[int, tuple[Route, Route]] = {}
+    for i in positions:
+        entry, old = mmap.routes[i], table.routes[i]
+        if entry is was.map.routes[i]:
+            continue
+        route = _route(mmap, entry, loaded.lines[i])
+        if loaded.templates[i] != was.templates[i] or route.methods != old.methods:
+            return None
+        changes[i] = (old, route)
+    return table.replacing(loaded.templates, changes, default)
 
 
 def _same_slots(

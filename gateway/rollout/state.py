@@ -21,7 +21,14 @@ from gateway.map_loader import LoadedMap
 from gateway.parity.store import dumps
 from gateway.rollout import store_schema as t
 from gateway.rollout.model import AUDIT_KIND_OF, SUMMARY_OF, AuditEntry, AuditKind, RouteState, RuntimeState
-from gateway.rollout.store_changes import change_summary, diff_snapshots, map_changes, serving_snapshot
+from gateway.rollout.store_changes import (
+    change_summary,
+    details_json,
+    diff_snapshots,
+    map_changes,
+    serving_snapshot,
+    snapshot_json,
+)
 
 __all__ = ["AuditEntry", "AuditKind", "RolloutStore", "RouteState", "RuntimeState", "map_changes"]
 
@@ -35,7 +42,6 @@ class RolloutStore:
         self._schema_lock = threading.Lock()
         self._created = False
         self._seen = False  # the SQLite file existed once: its absence now is an outage
-        self._last_written: tuple[str, dict[str, Any]] | None = None  # a map_reload entry's details
 
     @property
     def where(self) -> str:
@@ -223,46 +229,46 @@ class RolloutStore:
         self.ensure_schema()
         with self.db.begin() as conn:
             found = conn.execute(
-                "SELECT id, details FROM rollout_audit WHERE kind = :kind ORDER BY id DESC LIMIT 1",
+                "SELECT id, dedupe_key FROM rollout_audit WHERE kind = :kind ORDER BY id DESC LIMIT 1",
                 {"kind": AuditKind.MAP_RELOAD.value},
             )
             last = found[0] if found else None
-            last_details: dict[str, Any] = {}
-            if last is not None:
-                # the entry this store wrote last, mostly: ~10 ms of json.loads with the GIL held
-                # for a 10,000-route snapshot, in one C call that requests being served must wait out
-                mine = self._last_written
-                same = mine is not None and mine[0] == last["details"]
-                last_details = mine[1] if mine is not None and same else json.loads(last["details"])
-            if last_details.get("new_sha256") == new.sha256:
+            # the key names the hash the last entry recorded: its details (a 10,000-route
+            # snapshot is ~1.4 MB) are read only when a start must diff against them
+            last_sha = _recorded_sha(last["dedupe_key"]) if last is not None else None
+            last_details: dict[str, Any] | None = None
+            if last is not None and last_sha is None:
+                last_details = _details(conn, last["id"])
+                last_sha = last_details.get("new_sha256")
+            if last_sha == new.sha256:
                 return  # another worker or instance recorded it, or a restart on the map on record
-            old_sha: str | None = old.sha256 if old is not None else last_details.get("new_sha256")
-            if old is not None:
-                base = serving_snapshot(old)
+            if last is not None and old is None and last_details is None:
+                last_details = _details(conn, last["id"])
+            delta = new.delta
+            old_sha: str | None
+            if old is not None and delta is not None and delta.base_sha256 == old.sha256:
+                # what the map parser process found: the serving process diffs nothing itself
+                old_sha, changes, snapshot = old.sha256, delta.changes, delta.snapshot_json
             else:
-                base = last_details.get("snapshot") or serving_snapshot(None)
-            snapshot = serving_snapshot(new)
-            changes = diff_snapshots(base, snapshot)
-            details = {
-                "file": new.file,
-                "old_sha256": old_sha,
-                "new_sha256": new.sha256,
-                "changes": changes,
-                "snapshot": snapshot,
-            }
-            key = f"map:{last['id'] if last is not None else 0}:{new.sha256}"
-            text = dumps_in_slices(details)
+                if old is not None:
+                    old_sha, base = old.sha256, serving_snapshot(old)
+                else:
+                    old_sha = last_sha
+                    base = (last_details or {}).get("snapshot") or serving_snapshot(None)
+                now = serving_snapshot(new)
+                changes = diff_snapshots(base, now)
+                snapshot = snapshot_json(now)
+            head = {"file": new.file, "old_sha256": old_sha, "new_sha256": new.sha256, "changes": changes}
             _audit(
                 conn,
                 AuditKind.MAP_RELOAD,
                 None,
                 actor,
                 change_summary(old_sha, new, changes),
-                text,
+                details_json(head, snapshot),
                 at=time.time(),
-                dedupe_key=key,
+                dedupe_key=f"map:{last['id'] if last is not None else 0}:{new.sha256}",
             )
-        self._last_written = (text, details)
 
     def dispose(self) -> None:
         self.db.dispose()
@@ -307,23 +313,16 @@ def _get(conn: Connection, route_id: str) -> RouteState | None:
     return _route_state(rows[0]) if rows else None
 
 
-def dumps_in_slices(details: dict[str, Any], per_slice: int = 500) -> str:
-    """dumps(details), the text exactly, with the snapshot's routes encoded a slice at a time:
-    json.dumps of 10,000 routes was ~12 ms in one C call, a stall of the serving loop on every
-    reload; between slices the GIL can pass to it."""
-    snapshot = details.get("snapshot")
-    if not isinstance(snapshot, dict) or list(details)[-1] != "snapshot" or list(snapshot) != [
-        "default_owner",
-        "routes",
-    ]:
-        return dumps(details)
-    head = dumps({k: v for k, v in details.items() if k != "snapshot"})
-    items = list(snapshot["routes"].items())
-    parts = [dumps(dict(items[i : i + per_slice]))[1:-1] for i in range(0, len(items), per_slice)]
-    owner = dumps(snapshot["default_owner"])
-    routes = "{" + ",".join(parts) + "}"
-    rest = f'"snapshot":{{"default_owner":{owner},"routes":{routes}}}}}'
-    return head[:-1] + ("," if len(head) > 2 else "") + rest
+def _recorded_sha(key: str | None) -> str | None:
+    """The new hash a map_reload entry's dedupe key names (map:<previous id>:<sha256>)."""
+    parts = key.split(":") if key else []
+    return parts[2] if len(parts) == 3 and parts[0] == "map" else None
+
+
+def _details(conn: Connection, entry_id: int) -> dict[str, Any]:
+    found = conn.execute("SELECT details FROM rollout_audit WHERE id = :id", {"id": entry_id})
+    details: dict[str, Any] = json.loads(found[0]["details"])
+    return details
 
 
 def _audit(

@@ -264,3 +264,64 @@ async def test_the_gateway_reloads_through_the_child_and_ends_it_on_shutdown(tmp
     finally:
         await gw.shutdown()
     assert child.poll() == 0 and gw.parser._proc is None
+
+
+def test_every_reload_is_a_delta_from_the_child_even_the_first_and_after_a_restart(
+    tmp_path: Path, parser: MapParser
+) -> None:
+    # the serving process then redoes the edited routes only (gateway.table._patched); the
+    # child learns the serving map at start, and again when it is replaced
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(a_map(40))
+    holder = holder_for(path, parser)
+    for edit, positions in (({7}, (7,)), ({7, 20}, (20,)), (set(), (7, 20))):
+        text = a_map(40, edit)
+        path.write_text(text)
+        before = holder.table
+        assert (result := holder.check()) is not None and result.ok
+        assert holder.loaded is not None and holder.loaded.delta is not None
+        assert holder.loaded.delta.positions == positions
+        same_as_a_fresh_load(holder, text, path)
+        assert holder.table is not None and before is not None
+        assert holder.table.routes[0] is before.routes[0]  # patched, not rebuilt
+    assert parser._proc is not None
+    parser._proc.kill()
+    parser._proc.wait()
+    text = a_map(40, {3})
+    path.write_text(text)
+    assert (result := holder.check()) is not None and result.ok
+    assert holder.loaded is not None and holder.loaded.delta is not None
+    assert holder.loaded.delta.positions == (3,)
+    same_as_a_fresh_load(holder, text, path)
+    # a route added at the top moves every line: a delta of changes, but the table is rebuilt
+    text = a_map(40, {3}).replace("routes:\n", "routes:\n  - {id: top, path: /top, methods: [GET]}\n")
+    path.write_text(text)
+    assert (result := holder.check()) is not None and result.ok
+    assert holder.loaded is not None and holder.loaded.delta is not None
+    assert holder.loaded.delta.positions is None
+    assert [c["route_id"] for c in holder.loaded.delta.changes] == ["top"]
+    same_as_a_fresh_load(holder, text, path)
+
+
+def test_a_delta_against_a_map_the_gateway_does_not_hold_is_parsed_here(
+    tmp_path: Path, parser: MapParser, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a child that lost track of the serving map: its delta must not patch the wrong table
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(a_map(10))
+    holder = holder_for(path, parser)
+    real_ask = parser._ask
+
+    def confused(raw: bytes, file: str) -> tuple[object, ...]:
+        reply = real_ask(raw, file)
+        return (*reply[:-1], ("0" * 64, *reply[-1][1:]))
+
+    monkeypatch.setattr(parser, "_ask", confused)
+    text = a_map(10, {2})
+    path.write_text(text)
+    with caplog.at_level(logging.WARNING, logger="gateway.map"):
+        result = holder.check()
+    assert result is not None and result.ok
+    assert "map parser process failed (a delta against a map this process does not hold)" in caplog.text
+    assert holder.loaded is not None and holder.loaded.delta is None
+    same_as_a_fresh_load(holder, text, path)

@@ -1,8 +1,9 @@
+import dataclasses
 import re
 
 import pytest
 
-from gateway.map_loader import parse_map
+from gateway.map_loader import Delta, LoadedMap, parse_map
 from gateway.map_schema import Owner
 from gateway.paths import parse_template
 from gateway.table import UNMAPPED_ID, build_table
@@ -137,3 +138,46 @@ def test_a_table_patched_by_a_reload_does_not_answer_from_the_old_one_s_cache() 
     new = build_table(second, (first, old))
     assert new.lookup("GET", "/items/7").owner is Owner.NEW
     assert old.lookup("GET", "/items/7").owner is Owner.LEGACY  # the old table is left as it was
+
+
+def _edited(first: LoadedMap, text: str, i: int) -> LoadedMap:
+    """`text` loaded as a reload through the map parser gives it: the routes of `first` but
+    route i, and a delta naming position i."""
+    fresh = parse_map(text)
+    routes = list(first.map.routes)
+    routes[i] = fresh.map.routes[i]
+    templates = list(first.templates)
+    templates[i] = fresh.templates[i]
+    mmap = fresh.map.model_copy(update={"routes": tuple(routes)})
+    delta = Delta(first.sha256, (i,), [], "")
+    return dataclasses.replace(fresh, map=mmap, templates=tuple(templates), delta=delta)
+
+
+@pytest.mark.parametrize(
+    ("edit", "patched"),
+    [
+        (("owner: legacy", "owner: new"), True),
+        (("owner: legacy", "owner: legacy, shadow: {sample: 0.5}"), True),
+        (("methods: [GET]", "methods: [GET, POST]"), False),  # another slot: a new trie
+        (("/b/<int:n>", "/b/<n>"), False),
+    ],
+)
+def test_a_delta_patches_the_serving_table_or_builds_a_new_one(edit: tuple[str, str], patched: bool) -> None:
+    lines = [
+        f"  - {{id: r{i}, path: '/{c}/<int:n>', methods: [GET], owner: legacy}}" for i, c in enumerate("abc")
+    ]
+    text = "version: 1\nroutes:\n" + "\n".join(lines) + "\n"
+    first = parse_map(text)
+    old = build_table(first)
+    edited = text.replace(lines[1], lines[1].replace(*edit))
+    second = _edited(first, edited, 1)
+    new = build_table(second, (first, old))
+    expected = build_table(parse_map(edited))
+    assert new.routes == expected.routes
+    for method in ("GET", "POST", "HEAD"):
+        for path in ("/a/1", "/b/2", "/b/x", "/c/3"):
+            assert new.lookup(method, path) == expected.lookup(method, path)
+    assert (new.routes[0] is old.routes[0]) and (new._root is not old._root)
+    assert (new.routes[2] is old.routes[2]) is True
+    # patched: the trie's untouched branches are the old table's own
+    assert (new._root.static["a"] is old._root.static["a"]) is patched

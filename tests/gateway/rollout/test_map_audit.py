@@ -13,7 +13,8 @@ from gateway.map_worker import MapParser
 from gateway.metrics import GatewayMetrics
 from gateway.parity.store import dumps
 from gateway.reloader import MapHolder
-from gateway.rollout.state import AuditKind, RolloutStore, dumps_in_slices, map_changes
+from gateway.rollout.state import AuditKind, RolloutStore, map_changes
+from gateway.rollout.store_changes import details_json, snapshot_json
 from tests.gateway.rollout.test_state import race
 
 BASE = """\
@@ -168,11 +169,10 @@ def test_details_encoded_in_slices_are_the_same_text(routes: int) -> None:
         "default_owner": "legacy",
         "routes": {f"r{i}.é": {"owner": "new", "canary_percent": i % 3 or None} for i in range(routes)},
     }
-    details = {"file": "m.yaml", "old_sha256": None, "new_sha256": "ab", "changes": [{"x": 1}], "snapshot": snapshot}
-    assert dumps_in_slices(details) == dumps(details)
-    assert dumps_in_slices({"snapshot": snapshot}) == dumps({"snapshot": snapshot})
-    odd = {"snapshot": {"routes": {}, "default_owner": None}, "after": 1}
-    assert dumps_in_slices(odd) == dumps(odd)
+    head = {"file": "m.yaml", "old_sha256": None, "new_sha256": "ab", "changes": [{"x": 1}]}
+    assert snapshot_json(snapshot) == dumps(snapshot)
+    assert details_json(head, snapshot_json(snapshot)) == dumps({**head, "snapshot": snapshot})
+    assert details_json({}, snapshot_json(snapshot)) == dumps({"snapshot": snapshot})
 
 
 def test_reloads_that_reuse_entries_record_the_same_changes_and_snapshots(db_url: str, tmp_path: Path) -> None:
@@ -189,6 +189,11 @@ def test_reloads_that_reuse_entries_record_the_same_changes_and_snapshots(db_url
         before = holder.loaded
         assert (result := holder.check()) is not None and result.ok
         assert holder.loaded is not None and before is not None
+        # the child found the changes and encoded the snapshot (a delta against the map it was
+        # told serves at the start); an added route moves no line but changes the count
+        delta = holder.loaded.delta
+        assert delta is not None and delta.base_sha256 == before.sha256
+        assert (delta.positions is None) == ("more" in text)
         expected = map_changes(loaded(_text_of(before)), loaded(text))
         entry = store.audit_entries()[0]
         assert entry.details["changes"] == expected
