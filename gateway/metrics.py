@@ -103,8 +103,8 @@ class GatewayMetrics:
         )
         self.shadow_cpu = Counter(
             "gateway_shadow_cpu_seconds",
-            "Time shadow work held the event loop (candidate steps, comparison, record): what "
-            "GATEWAY_SHADOW_CPU_BUDGET limits",
+            "Time shadow work held the event loop (the copy and capture on the request's path, "
+            "then the job: candidate steps, comparison, record): what GATEWAY_SHADOW_CPU_BUDGET limits",
             registry=self.registry,
         )
         self.overrides = Counter(

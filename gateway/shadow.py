@@ -110,7 +110,8 @@ class ShadowRunner:
         self.concurrency = concurrency
         self.queue_size = queue_size
         # the share of one core shadow work may use (1: no limit), asked when a shadow is
-        # wanted and again when a worker takes it from the queue
+        # wanted and again when a worker takes it from the queue; charged all the gateway does
+        # for a shadow (handle, then the worker's steps on the job), never the owner's own run
         self.budget = CpuBudget(cpu_budget)
         self._charged = 0.0  # of budget.used, what the CPU counter has been told
         self._queue: asyncio.Queue[_Job] | None = None
@@ -146,6 +147,7 @@ class ShadowRunner:
         for worker in self._workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+        self._tell_cpu()
 
     def wanted(self, route: Route, method: str) -> bool:
         rules = route.shadow
@@ -157,59 +159,89 @@ class ShadowRunner:
         """`owner` is the side serving this request: the map's owner, or the side a canary, a
         runtime state or an override chose; the other side gets the copy."""
         rules = route.shadow
-        if not self.budget.allows():
+        budget = self.budget
+        if not budget.allows():
             self._skip(scope, route.id, "budget")
             await owner_app(scope, receive, send)
             return
-        body = await read_body(receive, rules.max_body_bytes)
+        # all the gateway does for the shadow is charged, not the owner's own run (the primary's
+        # work): reading the body (its steps, not a slow client's waits), the copies, the
+        # inline candidate of a write, the capture of the answer, the hand-off to a worker.
+        # Timed in segments and charged once at the end (a charge costs more than a reading)
+        charge, clock = budget.charge, budget.clock
+        body = await metered(read_body(receive, rules.max_body_bytes), charge, clock)
+        started = clock()
         if not body.complete:
             self._skip(scope, route.id, "client_disconnected" if body.disconnected else "request_too_large")
+            charge(clock() - started)
             await owner_app(scope, replay(body, receive), send)
             return
         request = captured_request(scope, body.data)
         candidate: Outcome | None = None
         if scope["method"] not in SAFE_METHODS:
-            candidate = await self._call(_other(owner), shadow_scope(scope, "rollback"), body.data, route)
+            call = self._call(_other(owner), shadow_scope(scope, "rollback"), body.data, route)
+            charge(clock() - started)
+            candidate = await metered(call, charge, clock)
+            started = clock()
         capture = ResponseCapture(rules.max_body_bytes)
+        spent = 0.0  # the segments before and after the owner's run, and the capture in between
 
         async def owner_send(message: Message) -> None:
+            nonlocal spent
+            at = clock()
             capture.feed(message)
+            spent += clock() - at
             await send(message)
 
-        started = time.perf_counter()
-        await owner_app(scope, replay(body, receive), owner_send)
-        owner_ms = (time.perf_counter() - started) * 1000
-        if not capture.complete:
-            # a new side that failed and fell back to legacy gave no answer to compare
-            self._skip(scope, route.id, "owner_fell_back" if scope.get(FELL_BACK_KEY) else "owner_incomplete")
-            return
-        job = _Job(route, Side(owner.value), scope, request, capture.result(), owner_ms, candidate)
-        assert self._queue is not None, "the shadow runner is started with the gateway"
+        owner_started = clock()
+        spent += owner_started - started
         try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
-            self._skip(scope, route.id, "queue_full")
+            await owner_app(scope, replay(body, receive), owner_send)
+            started = clock()
+            owner_ms = (started - owner_started) * 1000
+            if not capture.complete:
+                # a new side that failed and fell back to legacy gave no answer to compare
+                fell_back = scope.get(FELL_BACK_KEY)
+                self._skip(scope, route.id, "owner_fell_back" if fell_back else "owner_incomplete")
+            else:
+                job = _Job(route, Side(owner.value), scope, request, capture.result(), owner_ms, candidate)
+                assert self._queue is not None, "the shadow runner is started with the gateway"
+                try:
+                    self._queue.put_nowait(job)
+                except asyncio.QueueFull:
+                    self._skip(scope, route.id, "queue_full")
+            spent += clock() - started
+        finally:
+            charge(spent)
 
     async def _work(self) -> None:
         assert self._queue is not None
+        queue, budget = self._queue, self.budget
         while True:
-            job = await self._queue.get()
-            try:
-                await self._run_job(job)
-            except Exception:
-                log.exception("shadow comparison of %s failed", job.route.id)
-            finally:
-                self._queue.task_done()
+            job = await queue.get()
+            # every step of the job on the loop is charged once, here: the candidate's (run in
+            # this task, see _run) as well as the copies, the comparison, its record, the
+            # metrics, the outcome's report, a skip; not its waits (nor, for legacy, the shadow
+            # pool's threads, bounded by their number)
+            await metered(self._run_job(job, queue), budget.charge, budget.clock)
+            self._tell_cpu()  # before anyone waiting for the queue to drain reads it
 
-    async def _run_job(self, job: _Job) -> None:
-        # asked again: the shadows queued ahead of this one may have spent the budget
-        if not self.budget.allows():
-            self._skip(job.scope, job.route.id, "budget")
-            return
+    async def _run_job(self, job: _Job, queue: asyncio.Queue[_Job]) -> None:
         try:
+            # asked again: the shadows queued ahead of this one may have spent the budget
+            if not self.budget.allows():
+                self._skip(job.scope, job.route.id, "budget")
+                return
             await self._process(job)
+        except Exception:
+            log.exception("shadow comparison of %s failed", job.route.id)
         finally:
-            used = self.budget.used
+            queue.task_done()
+
+    def _tell_cpu(self) -> None:
+        """Tell the CPU counter what was charged since it was last told."""
+        used = self.budget.used
+        if used != self._charged:
             self.metrics.shadow_cpu.inc(used - self._charged)
             self._charged = used
 
@@ -236,7 +268,6 @@ class ShadowRunner:
         if outcome.capture.truncated:
             self._skip(job.scope, route.id, "response_too_large")
             return
-        started = time.perf_counter()  # the comparison and its record count in the budget too
         rules = compile_rules(route.shadow)
         diffs = compare(job.owner, outcome.capture, rules)
         self.metrics.shadow_results.labels(route.id, "diff" if diffs else "match").inc()
@@ -255,7 +286,6 @@ class ShadowRunner:
             redact=route.shadow.redact,
             redact_headers=route.shadow.redact_headers,
         )
-        self.budget.charge(time.perf_counter() - started)
         if job.request.method in SAFE_METHODS and random.random() < route.shadow.noise_sample:
             again = await self._call(owner_side, shadow_scope(job.scope, "copy"), job.request.body, route)
             if again.capture is not None and not again.capture.truncated:
@@ -272,10 +302,10 @@ class ShadowRunner:
         capture = ResponseCapture(route.shadow.max_body_bytes)
         started = time.perf_counter()
         try:
-            # only the candidate's own steps on the loop are charged, not its waits (nor, for
-            # legacy, the shadow pool's threads, bounded by their number)
-            call = metered(self._apps[side](scope, replay_bytes(body), capture.send), self.budget.charge)
-            await asyncio.wait_for(call, route.shadow.timeout_ms / 1000)
+            # in this task (asyncio.wait_for runs it in a task of its own on Python 3.11): its
+            # steps are charged by the caller's meter, the worker's or handle's, and only there
+            async with asyncio.timeout(route.shadow.timeout_ms / 1000):
+                await self._apps[side](scope, replay_bytes(body), capture.send)
         except TimeoutError:
             return Outcome(None, _ms(started), f"timeout after {route.shadow.timeout_ms} ms")
         except Exception as exc:

@@ -1,13 +1,15 @@
 """A CPU budget for shadow work, which shares the event loop and the core with client requests.
 
-Shadow work (the candidate's steps on the loop, the comparison, its record) may use at most
-`share` of one core. It is measured as it runs, as the wall time each step holds the loop
-(what delays client requests; on a core other processes share, that is more than its CPU
-time, so the budget gets stricter, never looser), and a bucket refills at that rate and holds
-one second's worth, so over any second shadows get at most `share` of the loop (plus the
-one shadow that overdraws it, which the next ones pay back). A shadow that finds the bucket
-empty is skipped and counted (reason `budget`): a busy server compares a sample of its
-shadows instead of slowing its clients.
+Shadow work may use at most `share` of one core: all the gateway does for a shadow, not only
+the candidate's steps on the loop (gateway/shadow.py: reading and copying the request,
+capturing the owner's answer, handing the job to a worker, then every step of the job: the
+copies, the candidate, the comparison, its record, the metrics). It is measured as it runs,
+as the wall time each step holds the loop (what delays client requests; on a core other
+processes share, that is more than its CPU time, so the budget gets stricter, never looser),
+and a bucket refills at that rate and holds one second's worth, so over any second shadows
+get at most `share` of the loop (plus the one shadow that overdraws it, which the next ones
+pay back). A shadow that finds the bucket empty is skipped and counted (reason `budget`): a
+busy server compares a sample of its shadows instead of slowing its clients.
 
 Why a share of a core and not of what the process uses: an idle gateway can afford every
 shadow, and one core is all an event loop ever gets. Why not lower priority instead
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -32,7 +34,8 @@ class CpuBudget:
     ) -> None:
         self.share = share
         self.capacity = share * window  # CPU seconds the bucket holds
-        self._clock = clock
+        # what shadow work is measured with too (the runner times its own steps by it)
+        self.clock = clock
         self._tokens = self.capacity
         self._at = clock()
         self.used = 0.0  # CPU seconds charged in all (tests, and the logs of a stopping gateway)
@@ -41,35 +44,38 @@ class CpuBudget:
     def unlimited(self) -> bool:
         return self.share >= 1
 
+    # both are on every shadowed request's path: kept to a call each
     def allows(self) -> bool:
-        if self.unlimited:
+        if self.share >= 1:
             return True
-        self._refill()
-        return self._tokens > 0
+        now = self.clock()
+        self._tokens = tokens = min(self.capacity, self._tokens + (now - self._at) * self.share)
+        self._at = now
+        return tokens > 0
 
     def charge(self, seconds: float) -> None:
         self.used += seconds
-        if not self.unlimited:
-            self._refill()
-            self._tokens -= seconds  # may go below zero: one long shadow pays over the next ones
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.share)
-        self._at = now
+        if self.share < 1:
+            now = self.clock()
+            # may go below zero: one long shadow pays over the next ones
+            self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.share) - seconds
+            self._at = now
 
 
-class _Metered:
+class _Metered(Generic[T]):
     """Awaits `coro`, charging the time each of its steps holds the loop (not the time it waits)."""
 
-    __slots__ = ("_charge", "_coro")
+    __slots__ = ("_charge", "_clock", "_coro")
 
-    def __init__(self, coro: Awaitable[Any], charge: Callable[[float], None]) -> None:
+    def __init__(
+        self, coro: Awaitable[T], charge: Callable[[float], None], clock: Callable[[], float]
+    ) -> None:
         self._coro = coro.__await__()
         self._charge = charge
+        self._clock = clock
 
-    def __await__(self) -> Generator[Any, Any, Any]:
-        step, charge, clock = self._coro, self._charge, time.perf_counter
+    def __await__(self) -> Generator[Any, Any, T]:
+        step, charge, clock = self._coro, self._charge, self._clock
         value: Any = None
         error: BaseException | None = None
         while True:
@@ -78,7 +84,8 @@ class _Metered:
                 yielded = step.throw(error) if error is not None else step.send(value)
             except StopIteration as done:
                 charge(clock() - started)
-                return done.value
+                result: T = done.value
+                return result
             except BaseException:
                 charge(clock() - started)
                 raise
@@ -89,6 +96,11 @@ class _Metered:
                 value, error = None, exc
 
 
-async def metered(coro: Awaitable[T], charge: Callable[[float], None]) -> T:
-    result: T = await _Metered(coro, charge)
-    return result
+def metered(
+    coro: Awaitable[T], charge: Callable[[float], None], clock: Callable[[], float] = time.perf_counter
+) -> Awaitable[T]:
+    """Awaits `coro`, charging each of its steps. Only steps run in the awaiting task are seen:
+    what `coro` hands to another task is not charged (`asyncio.wait_for` runs its awaitable in a
+    task of its own on Python 3.11, `asyncio.timeout` keeps it in the same task). An awaitable,
+    not a coroutine: on a shadowed request's path, a frame less."""
+    return _Metered(coro, charge, clock)

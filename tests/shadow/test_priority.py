@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from gateway.app import Gateway
+from gateway.asgi import ASGIApp, Message, Receive, Scope, Send
+from gateway.map_schema import DEFAULT_SHADOW, Owner, ShadowSettings, Unsafe, merge_shadow
+from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
+from gateway.shadow import ShadowRunner
+from gateway.shadow_budget import CpuBudget
+from gateway.table import Route
 from tests.shadow.sink import MemorySink
 from tests.support import asgi_client, eventually
 
@@ -102,3 +109,147 @@ async def test_a_write_over_budget_reaches_its_owner_whole_and_runs_no_candidate
     await eventually(lambda: sink.total == 1, what="the skip")
     assert [(s["route_id"], s["reason"]) for s in sink.skips] == [("echo", "budget")]
     assert not sink.comparisons and not sink.errors
+
+
+# What is charged: the runner on its own, with apps of the test's making and a budget on a
+# fake clock that ticks a microsecond at every reading (any timed step costs something) and
+# that an app moves on to stand for the time it holds the loop.
+
+TICK = 1e-6
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        self.now += TICK
+        return self.now
+
+
+def answering(clock: Clock | None = None, holds: float = 0.0, *, busy: bool = False) -> ASGIApp:
+    """An app that reads the request and answers `ok`, holding the loop `holds` seconds first:
+    on the fake clock, or (busy) really, in a loop on the real one."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await asyncio.sleep(0)  # a step of its own, then the one that holds the loop
+        if busy:
+            deadline = time.perf_counter() + holds
+            while time.perf_counter() < deadline:
+                pass
+        elif clock is not None:
+            clock.now += holds
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+async def runner_with(
+    candidate: ASGIApp, budget: CpuBudget, *, concurrency: int = 1, timeout_ms: int = 2000
+) -> tuple[ShadowRunner, MemorySink, Route]:
+    sink = MemorySink()
+    # the candidate is the native side: the owner (legacy) is the app handed to handle
+    runner = ShadowRunner(
+        native=candidate, legacy=answering(), sink=sink, metrics=GatewayMetrics(), concurrency=concurrency
+    )
+    runner.budget = budget
+    rules = merge_shadow(
+        DEFAULT_SHADOW,
+        ShadowSettings(sample=1.0, noise_sample=0, timeout_ms=timeout_ms, unsafe=Unsafe.ROLLBACK),
+    )
+    route = Route(id="r", owner=Owner.LEGACY, path="/r", methods=("GET", "POST"), shadow=rules)
+    await runner.start()
+    return runner, sink, route
+
+
+async def shadowed(runner: ShadowRunner, route: Route, owner_app: ASGIApp, method: str = "GET") -> list[Message]:
+    scope: Scope = {"type": "http", "method": method, "path": "/r", "query_string": b"", "headers": []}
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await runner.handle(scope, receive, send, route, owner_app, Owner.LEGACY)
+    return sent
+
+
+def cpu_counter(runner: ShadowRunner) -> float:
+    return runner.metrics.registry.get_sample_value("gateway_shadow_cpu_seconds_total") or 0.0
+
+
+async def test_the_hand_off_on_the_request_path_is_charged_but_not_the_owner_s_run() -> None:
+    clock = Clock()
+    # no worker: the job stays queued, so all that is charged is what handle did
+    runner, _, route = await runner_with(answering(), CpuBudget(0.5, clock=clock), concurrency=0)
+    sent = await shadowed(runner, route, answering(clock, holds=10.0))  # the owner holds the loop 10 s
+    assert [m.get("body") for m in sent] == [None, b"ok"]
+    assert runner.queued == 1
+    # a tick or so for each: the read, the copy, the capture of both messages, the hand-off;
+    # never the owner's 10 s
+    assert 3 * TICK < runner.budget.used < 1e-3
+    await runner.stop(0)
+
+
+async def test_a_budget_the_hand_off_alone_spends_skips_the_next_shadow() -> None:
+    clock = Clock()
+    runner, sink, route = await runner_with(answering(), CpuBudget(1e-9, clock=clock), concurrency=0)
+    await shadowed(runner, route, answering())
+    assert runner.budget.used > 1e-9 and not sink.skips  # no candidate ran, yet the budget is spent
+    sent = await shadowed(runner, route, answering())
+    assert [m.get("body") for m in sent] == [None, b"ok"]  # the client still gets the owner's answer
+    assert [s["reason"] for s in sink.skips] == ["budget"] and runner.queued == 1
+    await runner.stop(0)
+
+
+async def test_the_candidate_is_charged_once_with_all_of_its_job() -> None:
+    clock = Clock()
+    runner, sink, route = await runner_with(answering(clock, holds=0.02), CpuBudget(0.5, clock=clock))
+    await shadowed(runner, route, answering())
+    await runner.drain()
+    assert len(sink.comparisons) == 1 and not sink.errors
+    # the candidate's 20 ms (counted twice: 40 ms; run out of the meter's sight: 0) and the ticks
+    # of everything else, the hand-off, the copies, the comparison, its record
+    assert 0.02 < runner.budget.used < 0.0205
+    assert cpu_counter(runner) == pytest.approx(runner.budget.used)
+    await runner.stop(1)
+
+
+async def test_the_inline_candidate_of_a_write_is_charged_once() -> None:
+    clock = Clock()
+    runner, sink, route = await runner_with(answering(clock, holds=0.02), CpuBudget(0.5, clock=clock))
+    await shadowed(runner, route, answering(), method="POST")  # the candidate runs before the owner
+    await runner.drain()
+    assert len(sink.comparisons) == 1 and not sink.errors
+    assert 0.02 < runner.budget.used < 0.0205
+    await runner.stop(1)
+
+
+async def test_a_candidate_holding_the_real_loop_20_ms_is_charged_about_that() -> None:
+    runner, sink, route = await runner_with(answering(holds=0.02, busy=True), CpuBudget(0.5))
+    await shadowed(runner, route, answering())
+    await runner.drain()
+    assert len(sink.comparisons) == 1
+    assert 0.02 <= runner.budget.used < 0.04  # twice would be 40 ms
+    assert cpu_counter(runner) == pytest.approx(runner.budget.used)
+    await runner.stop(1)
+
+
+async def test_a_candidate_past_its_timeout_is_an_error_and_what_it_ran_is_charged() -> None:
+    clock = Clock()
+
+    async def hangs(scope: Scope, receive: Receive, send: Send) -> None:
+        clock.now += 0.003
+        await asyncio.Event().wait()
+
+    runner, sink, route = await runner_with(hangs, CpuBudget(0.5, clock=clock), timeout_ms=50)
+    await shadowed(runner, route, answering())
+    await runner.drain()
+    assert [e["error"] for e in sink.errors] == ["timeout after 50 ms"] and not sink.comparisons
+    assert 0.003 < runner.budget.used < 0.0035
+    await runner.stop(1)
