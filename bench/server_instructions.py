@@ -10,6 +10,7 @@ The dump's total over N is the figure; `callgrind_annotate <file>` shows where i
 files are kept in --out).
 
     python -m bench.server_instructions --path /api/users/1 -n 400 bare gateway
+    python -m bench.server_instructions --post --path /bench/native/echo bare gateway
 
 Valgrind runs one thread at a time, so thread hops and collections fall somewhat
 differently than at full speed: repeat a variant to see the spread (±3 % on the DB route).
@@ -27,14 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.configs import gateway_env, prepare, uvicorn_flags
+from bench.configs import gateway_env, post_body, prepare, uvicorn_flags
 from bench.cpu_per_request import READY, parse_variant
 from bench.servers import Servers, free_port, signals_raise
 
 
-async def load(port: int, path: str, n: int, connections: int = 32) -> None:
+async def load(port: int, path: str, n: int, connections: int = 32, body: bytes | None = None) -> None:
     sent = 0
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    if body is None:
+        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    else:
+        head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
     async def client() -> None:
         nonlocal sent
@@ -45,7 +50,7 @@ async def load(port: int, path: str, n: int, connections: int = 32) -> None:
             await writer.drain()
             head = await reader.readuntil(b"\r\n\r\n")
             if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"GET {path}: {head[:80]!r}")
+                raise RuntimeError(f"{request[:4].decode().strip()} {path}: {head[:80]!r}")
             length = re.search(rb"content-length: (\d+)", head, re.I)
             await reader.readexactly(int(length.group(1)) if length else 0)
         writer.close()
@@ -63,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--path", default="/bench/native/items/1")
+    parser.add_argument("--post", action="store_true", help="POST the bench's 1 KB JSON body (bench/configs.py)")
     parser.add_argument("-n", type=int, default=400, help="requests counted per variant")
     parser.add_argument("--pythonpath", default="", help="prepended for the servers (experiment factories)")
     parser.add_argument("--out", default=None, help="where the callgrind files are kept")
@@ -77,7 +83,9 @@ def main() -> None:
             env["PYTHONPATH"] = args.pythonpath + os.pathsep + env["PYTHONPATH"]
         cpu = os.environ.get("BENCH_SERVER_CPU", "0")
         with Servers(workdir, cpu=cpu, cwd=Path(env["BENCH_SRC"])) as servers:
-            print(f"GET {args.path}: instructions per request ({args.n} requests, 32 connections)")
+            body = post_body() if args.post else None
+            method = "POST" if args.post else "GET"
+            print(f"{method} {args.path}: instructions per request ({args.n} requests, 32 connections)")
             for i, spec in enumerate(args.variants):
                 kind, factory, extra = parse_variant(spec)
                 server_env = gateway_env(env, workdir, f"v{i}") if kind == "gateway" else dict(env)
@@ -94,10 +102,10 @@ def main() -> None:
                 )
                 pid = str(server.process.pid)  # taskset execs valgrind: the same pid
                 control("-i", "on", pid)
-                asyncio.run(load(port, args.path, 100))
+                asyncio.run(load(port, args.path, 100, body=body))
                 control("-z", pid)
                 started = time.monotonic()
-                asyncio.run(load(port, args.path, args.n))
+                asyncio.run(load(port, args.path, args.n, body=body))
                 control("--dump=counted", pid)
                 servers.stop(server)
                 counted = [
