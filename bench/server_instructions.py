@@ -68,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--path", default="/bench/native/items/1")
-    parser.add_argument("--post", action="store_true", help="POST the bench's 1 KB JSON body (bench/configs.py)")
+    parser.add_argument("--post", action="store_true", help="POST the 1 KB JSON body of bench/configs.py")
     parser.add_argument("-n", type=int, default=400, help="requests counted per variant")
     parser.add_argument("--pythonpath", default="", help="prepended for the servers (experiment factories)")
     parser.add_argument("--out", default=None, help="where the callgrind files are kept")
