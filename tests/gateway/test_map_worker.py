@@ -192,10 +192,7 @@ def test_a_child_that_does_not_answer_in_time_is_replaced_and_the_map_parsed_her
     with caplog.at_level(logging.WARNING, logger="gateway.map"):
         result = holder.check()
     assert result is not None and result.ok and time.monotonic() - began < 5
-    assert (
-        f"map parser process failed (no answer, and no progress for 0.5 s); parsing {path} in-process"
-        in caplog.text
-    )
+    assert f"map parser process failed (no answer within 0.5 s); parsing {path} in-process" in caplog.text
     assert started[0].wait(5) != 0 and parser._proc is None  # killed, and the next reload starts another
     same_as_a_fresh_load(holder, text, path)
     parser.close()
@@ -328,62 +325,3 @@ def test_a_delta_against_a_map_the_gateway_does_not_hold_is_parsed_here(
     assert "map parser process failed (a delta against a map this process does not hold)" in caplog.text
     assert holder.loaded is not None and holder.loaded.delta is None
     same_as_a_fresh_load(holder, text, path)
-
-
-BUSY_THEN_WORKER = """
-import runpy, sys, time
-started = time.process_time()
-while time.process_time() - started < float(sys.argv[1]):
-    pass
-runpy.run_module("gateway.map_worker", run_name="__main__")
-"""
-
-
-def test_a_child_slow_but_progressing_is_waited_for_past_the_deadline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    # at half load the child gets only the idle half of the core: parsing here instead would
-    # hold the serving loop for the whole parse, so a child gaining CPU time is waited for
-    parser = MapParser(deadline=0.5)
-    path = tmp_path / "migration_map.yaml"
-    path.write_text(a_map(10))
-    holder = holder_for(path, parser)
-    slow = [sys.executable, "-c", BUSY_THEN_WORKER, "1.5"]
-    monkeypatch.setattr(
-        parser, "_spawn", lambda: subprocess.Popen(slow, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    )
-    text = a_map(10, {3})
-    path.write_text(text)
-    with caplog.at_level(logging.WARNING, logger="gateway.map"):
-        result = holder.check()
-    assert result is not None and result.ok
-    assert "map parser process failed" not in caplog.text
-    assert holder.loaded is not None and holder.loaded.delta is not None  # the child's answer
-    same_as_a_fresh_load(holder, text, path)
-    parser.close()
-
-
-def test_a_child_busy_for_longer_than_the_longest_wait_is_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    parser = MapParser(deadline=0.5, longest=1.0)
-    path = tmp_path / "migration_map.yaml"
-    path.write_text(a_map(10))
-    holder = holder_for(path, parser)
-    spinning = [sys.executable, "-c", BUSY_THEN_WORKER, "60"]
-    started: list[subprocess.Popen[bytes]] = []
-
-    def spawn() -> subprocess.Popen[bytes]:
-        started.append(subprocess.Popen(spinning, stdin=subprocess.PIPE, stdout=subprocess.PIPE))
-        return started[-1]
-
-    monkeypatch.setattr(parser, "_spawn", spawn)
-    text = a_map(10, {3})
-    path.write_text(text)
-    with caplog.at_level(logging.WARNING, logger="gateway.map"):
-        result = holder.check()
-    assert result is not None and result.ok
-    assert f"map parser process failed (no answer within 1 s); parsing {path} in-process" in caplog.text
-    assert started[0].wait(5) != 0 and parser._proc is None
-    same_as_a_fresh_load(holder, text, path)
-    parser.close()
