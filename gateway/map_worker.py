@@ -2,8 +2,9 @@
 
 A reload parsed on a thread of the gateway still held the GIL: a 10,000-entry map took ~0.6 s
 of the one core a worker runs on, and requests waited behind it. Here a child
-(`python -m gateway.map_worker`, at SCHED_IDLE or nice 19, so the scheduler gives the core to the serving
-process whenever it has work) does all of `parse_map`: YAML, validation, every file:line error.
+(`python -m gateway.map_worker`, at SCHED_IDLE or else nice 19, so the scheduler gives the
+core to the serving process whenever it has work) does all of `parse_map`: YAML, validation,
+every file:line error.
 What comes back is small: the problems, or a fingerprint of each route's data and the data of
 the routes the gateway has not seen yet. The gateway then keeps the validated entry objects
 (and their routes: gateway.table.build_table) of every route whose data did not change, and
@@ -89,11 +90,8 @@ def answer(
     except Exception as exc:  # the gateway parses it again itself, to report the bug as it does
         return ("bug", f"{type(exc).__name__}: {exc}"), seen
     prints = [fingerprint(d) for d in _routes_data(data)]
-    delta_base = seen is not None and base == seen.sha256
-    if known is None:
-        already = set(seen.prints if seen is not None and delta_base else ())
-    else:
-        already = set(_split(known))
+    held = seen if seen is not None and base == seen.sha256 else None  # the gateway's map is mine
+    already = set(_split(known)) if known is not None else set(held.prints if held is not None else ())
     new = {fp: d for fp, d in zip(prints, _routes_data(data), strict=True) if fp not in already}
     fields = {key: data[key] for key in ("version", "defaults") if key in data}
     snapshot = serving_snapshot(loaded)
@@ -102,12 +100,12 @@ def answer(
     # fingerprints travel as one bytes object: 10,000 small ones were ~2 ms of pickling each
     # way, in one C call the serving loop had to wait out
     blob = b"".join(prints)
-    if seen is not None and delta_base:
+    if held is not None:
         positions = None  # routes added, removed or moved: the gateway rebuilds its table
-        if len(prints) == len(seen.prints) and loaded.lines == seen.lines:
-            positions = tuple(i for i, (a, b) in enumerate(zip(prints, seen.prints, strict=True)) if a != b)
+        if len(prints) == len(held.prints) and loaded.lines == held.lines:
+            positions = tuple(i for i, (a, b) in enumerate(zip(prints, held.prints, strict=True)) if a != b)
             lines, blob = None, b"".join(prints[i] for i in positions)  # the base's lines; the edited
-        delta = (base, positions, diff_snapshots(seen.snapshot, snapshot), snapshot_json(snapshot))
+        delta = (held.sha256, positions, diff_snapshots(held.snapshot, snapshot), snapshot_json(snapshot))
     reply = ("ok", loaded.sha256, lines, blob, new, fields, sorted(data), delta)
     return reply, Seen(loaded.sha256, prints, loaded.lines, snapshot)
 

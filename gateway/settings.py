@@ -46,7 +46,7 @@ class GatewaySettings(BaseSettings):
     served_by_header: str = Field("X-Served-By", description="empty to turn the header off")
 
     reload_poll_interval: float = Field(2.0, gt=0, description="fallback map check when no file event comes")
-    # a reloaded map is parsed in a niced child process (gateway.map_worker); off: on a thread here
+    # a reloaded map is parsed in a child process at idle priority (gateway.map_worker); off: on a thread
     reload_in_child: bool = True
     shutdown_timeout: float = Field(10.0, ge=0)
     log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$")

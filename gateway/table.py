@@ -267,9 +267,8 @@ def build_table(loaded: LoadedMap, previous: tuple[LoadedMap, RoutingTable] | No
     # unmapped requests are never shadowed: no native code claims them, so a diff is meaningless
     unshadowed = replace(merge_shadow(mmap.defaults.shadow, None), sample=0.0)
     default = Route(UNMAPPED_ID, mmap.defaults.owner, "*", None, unshadowed)
-    delta = loaded.delta
-    if previous is not None and delta is not None and delta.positions is not None:
-        patched = _patched(loaded, previous, delta.positions, default)
+    if previous is not None and loaded.delta is not None and loaded.delta.positions is not None:
+        patched = _patched(loaded, previous, loaded.delta.base_sha256, loaded.delta.positions, default)
         if patched is not None:
             return patched
     before: dict[int, tuple[object, Route]] = {}
@@ -304,7 +303,11 @@ def _route(mmap: MigrationMap, entry: RouteEntry, line: int | None) -> Route:
 
 
 def _patched(
-    loaded: LoadedMap, previous: tuple[LoadedMap, RoutingTable], positions: tuple[int, ...], default: Route
+    loaded: LoadedMap,
+    previous: tuple[LoadedMap, RoutingTable],
+    base_sha256: str,
+    positions: tuple[int, ...],
+    default: Route,
 ) -> RoutingTable | None:
     """The serving table with the routes at `positions` redone, if the map is the serving one
     but for those (the same entry objects elsewhere, the same lines and defaults); else None.
@@ -312,8 +315,7 @@ def _patched(
     was, table = previous
     mmap = loaded.map
     if (
-        loaded.delta is None
-        or loaded.delta.base_sha256 != was.sha256
+        base_sha256 != was.sha256
         or len(positions) > 64  # a large edit: a new trie is as quick, and simpler to trust
         or len(mmap.routes) != len(was.map.routes)
         or loaded.lines != was.lines

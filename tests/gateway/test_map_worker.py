@@ -65,6 +65,16 @@ def same_as_a_fresh_load(holder: MapHolder, text: str, path: Path) -> None:
             assert holder.table.lookup(method, path_) == table.lookup(method, path_)
 
 
+
+def reloaded(holder: MapHolder, path: Path, text: str, caplog: pytest.LogCaptureFixture) -> str:
+    """`text` written and reloaded, successfully; what was logged at WARNING and above."""
+    path.write_text(text)
+    with caplog.at_level(logging.WARNING, logger="gateway.map"):
+        result = holder.check()
+    assert result is not None and result.ok
+    return caplog.text
+
+
 def test_a_reload_serves_the_edited_owner_and_reuses_the_rest(tmp_path: Path, parser: MapParser) -> None:
     path = tmp_path / "migration_map.yaml"
     text = a_map(60)
@@ -133,11 +143,8 @@ def test_a_child_dead_while_idle_is_replaced(
     first.kill()
     first.wait()
     text = a_map(10, {4})
-    path.write_text(text)
-    with caplog.at_level(logging.WARNING, logger="gateway.map"):
-        result = holder.check()
-    assert result is not None and result.ok
-    assert "map parser process had exited (code -9); starting a new one" in caplog.text
+    logged = reloaded(holder, path, text, caplog)
+    assert "map parser process had exited (code -9); starting a new one" in logged
     assert parser._proc is not None and parser._proc is not first and parser._proc.poll() is None
     same_as_a_fresh_load(holder, text, path)
 
@@ -155,11 +162,8 @@ def test_a_child_that_crashes_while_parsing_falls_back_to_parsing_here(
     )
     parser.close()  # the next reload starts the crashing one
     text = a_map(10, {4})
-    path.write_text(text)
-    with caplog.at_level(logging.WARNING, logger="gateway.map"):
-        result = holder.check()
-    assert result is not None and result.ok
-    assert f"map parser process failed (exit code 3); parsing {path} in-process" in caplog.text
+    logged = reloaded(holder, path, text, caplog)
+    assert f"map parser process failed (exit code 3); parsing {path} in-process" in logged
     assert parser._proc is None  # the dead one is gone; the next reload starts another
     same_as_a_fresh_load(holder, text, path)
     monkeypatch.setattr(parser, "_spawn", real_spawn)
@@ -187,12 +191,10 @@ def test_a_child_that_does_not_answer_in_time_is_replaced_and_the_map_parsed_her
 
     monkeypatch.setattr(parser, "_spawn", spawn)
     text = a_map(10, {3})
-    path.write_text(text)
     began = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="gateway.map"):
-        result = holder.check()
-    assert result is not None and result.ok and time.monotonic() - began < 5
-    assert f"map parser process failed (no answer within 0.5 s); parsing {path} in-process" in caplog.text
+    logged = reloaded(holder, path, text, caplog)
+    assert time.monotonic() - began < 5
+    assert f"map parser process failed (no answer within 0.5 s); parsing {path} in-process" in logged
     assert started[0].wait(5) != 0 and parser._proc is None  # killed, and the next reload starts another
     same_as_a_fresh_load(holder, text, path)
     parser.close()
@@ -221,11 +223,8 @@ def test_a_child_that_cannot_start_leaves_parsing_here(
     path = tmp_path / "migration_map.yaml"
     path.write_text(a_map(5))
     holder = holder_for(path, parser)
-    path.write_text(a_map(5, {1}))
-    with caplog.at_level(logging.WARNING, logger="gateway.map"):
-        result = holder.check()
-    assert result is not None and result.ok
-    assert "map parser process failed (cannot start: no such file)" in caplog.text
+    logged = reloaded(holder, path, a_map(5, {1}), caplog)
+    assert "map parser process failed (cannot start: no such file)" in logged
     assert holder.table is not None and holder.table.lookup("GET", "/api/r1/2").owner.value == "new"
 
 
@@ -318,10 +317,7 @@ def test_a_delta_against_a_map_the_gateway_does_not_hold_is_parsed_here(
 
     monkeypatch.setattr(parser, "_ask", confused)
     text = a_map(10, {2})
-    path.write_text(text)
-    with caplog.at_level(logging.WARNING, logger="gateway.map"):
-        result = holder.check()
-    assert result is not None and result.ok
-    assert "map parser process failed (a delta against a map this process does not hold)" in caplog.text
+    logged = reloaded(holder, path, text, caplog)
+    assert "map parser process failed (a delta against a map this process does not hold)" in logged
     assert holder.loaded is not None and holder.loaded.delta is None
     same_as_a_fresh_load(holder, text, path)
