@@ -17,6 +17,9 @@ process then touches those routes only, and what it must do with the GIL held on
 of 10,000 routes fell from ~45-110 ms (each ~5 ms slice a stall of the serving loop) to
 about 5 ms.
 
+A map under CHILD_FROM_BYTES (16 KB, ~100 routes) is parsed in-process: it takes less than
+the hand-off, and a child at idle priority on saturated cores would make it wait.
+
 If the child dies, cannot start or answers nonsense, the map is parsed in-process as before,
 with a warning; the next reload starts a new child.
 """
@@ -154,13 +157,26 @@ class WorkerDied(Exception):
 # parsed here at normal priority, as it was before the child existed, and the child restarted.
 CHILD_DEADLINE_S = 5.0
 
+# A map smaller than this is parsed here, on the checking thread: at ~300 ns a byte it holds
+# the GIL for under ~5 ms, one switch interval, less than the hand-off to a child costs when
+# the cores are busy. A child at idle priority on a saturated machine gets no CPU at all, so
+# an owner flipped in a small map would otherwise wait out the deadline above.
+CHILD_FROM_BYTES = 16 * 1024
+
 
 class MapParser:
     """Loads maps for a MapHolder, in the child when it can; keeps the entries of the last map."""
 
-    def __init__(self, *, child: bool = True, deadline: float = CHILD_DEADLINE_S) -> None:
+    def __init__(
+        self,
+        *,
+        child: bool = True,
+        deadline: float = CHILD_DEADLINE_S,
+        child_from_bytes: int = CHILD_FROM_BYTES,
+    ) -> None:
         self.child = child
         self.deadline = deadline
+        self.child_from_bytes = child_from_bytes
         self._proc: subprocess.Popen[bytes] | None = None
         self._entries: dict[Fingerprint, Known] = {}
         self._last: LoadedMap | None = None  # the map this parser gave last: what a delta patches
@@ -188,7 +204,7 @@ class MapParser:
     def load(self, raw: bytes, file: str) -> LoadedMap:
         """Raises MapError for a bad map, as load_bytes does."""
         with self._lock:
-            if not self.child:
+            if not self.child or len(raw) < self.child_from_bytes:
                 return self._load_here(raw, file)
             try:
                 reply = self._ask(raw, file)

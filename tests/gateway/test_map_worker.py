@@ -35,7 +35,7 @@ def a_map(entries: int, new: set[int] = frozenset(), extra: str = "") -> str:  #
 
 @pytest.fixture
 def parser() -> Iterator[MapParser]:
-    p = MapParser()
+    p = MapParser(child_from_bytes=0)  # these maps are small: use the child all the same
     p.start()
     try:
         yield p
@@ -178,7 +178,7 @@ def test_a_child_that_does_not_answer_in_time_is_replaced_and_the_map_parsed_her
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # a niced child on a saturated core gets no CPU: the reload must not wait for the load to end
-    parser = MapParser(deadline=0.5)
+    parser = MapParser(deadline=0.5, child_from_bytes=0)
     path = tmp_path / "migration_map.yaml"
     path.write_text(a_map(10))
     holder = holder_for(path, parser)
@@ -200,8 +200,32 @@ def test_a_child_that_does_not_answer_in_time_is_replaced_and_the_map_parsed_her
     parser.close()
 
 
-def test_close_ends_the_child(tmp_path: Path) -> None:
+def test_a_small_map_is_parsed_here_and_never_waits_for_a_starved_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # regression: under saturation the idle-priority child got no CPU and an owner flipped in a
+    # two-route map waited out the 5 s deadline (tests/reliability/test_flips_under_load.py)
     parser = MapParser()
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(a_map(10))
+    holder = holder_for(path, parser)
+    asked: list[bytes] = []
+    monkeypatch.setattr(parser, "_ask", lambda raw, file: asked.append(raw) or ("bug", "must not be asked"))
+    text = a_map(10, {3})
+    assert len(text.encode()) < parser.child_from_bytes
+    began = time.monotonic()
+    assert reloaded(holder, path, text, caplog) == ""
+    assert time.monotonic() - began < 2 and asked == []
+    same_as_a_fresh_load(holder, text, path)
+    big = a_map(200, {3})  # ~20 KB: this one goes to the child
+    assert len(big.encode()) >= parser.child_from_bytes
+    reloaded(holder, path, big, caplog)
+    assert asked == [big.encode()]
+    parser.close()
+
+
+def test_close_ends_the_child(tmp_path: Path) -> None:
+    parser = MapParser(child_from_bytes=0)
     parser.start()
     proc = parser._proc
     assert proc is not None and proc.poll() is None
@@ -214,7 +238,7 @@ def test_close_ends_the_child(tmp_path: Path) -> None:
 def test_a_child_that_cannot_start_leaves_parsing_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    parser = MapParser()
+    parser = MapParser(child_from_bytes=0)
 
     def refuse() -> None:
         raise OSError("no such file")

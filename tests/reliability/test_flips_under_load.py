@@ -17,6 +17,7 @@ keyed on X-User-Id, so even a 30 % canary allows exactly one side per user.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import subprocess
@@ -265,7 +266,10 @@ def test_flips_under_load_drop_nothing_and_serve_the_allowed_side(
     served = Counter((r["route"], r["served_by"]) for r in records)
     assert all(served[(rid, side)] > 100 for rid in ROUTES for side in ("legacy", "new")), served
     exact = sum(1 for r in records if len(allowed(versions, r["route"], r["user"], r["sent"], r["received"])) == 1)
-    assert exact > 0.8 * len(records), f"only {exact} of {len(records)} answers had a single allowed side"
+    lags = sorted(round(v.until - later.written, 3) for v, later in itertools.pairwise(versions))
+    assert exact > 0.8 * len(records), (
+        f"only {exact} of {len(records)} answers had a single allowed side; "
+        f"write-to-swap lags (s): {lags}")
 
     # the invalid versions were refused and the last valid one is serving
     tail.poll()
