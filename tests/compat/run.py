@@ -1,6 +1,6 @@
 """The compatibility harness: real Flask apps' own suites, direct and through the gateway.
 
-    python -m tests.compat.run [--app NAME ...] [--modes direct,inprocess,remote] [--no-write]
+    python -m tests.compat.run [--app NAME ...] [--modes direct,inprocess,remote] [--no-write] [--jobs N]
 
 For each app under tests/compat/apps/ (its own code, tests, pins and compat.toml): a virtualenv
 of its pins, the gateway installed into it (the pins must not move), then its suite run
@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app", action="append", help="only this app (repeatable); default: every app")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, from: " + ", ".join(MODES))
     parser.add_argument("--no-write", action="store_true", help="print the table, write no files")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="apps run side by side (default: one per core)"
+    )
     args = parser.parse_args(argv)
     modes = tuple(m for m in args.modes.split(",") if m)
     unknown = [m for m in modes if m not in MODES]
@@ -224,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no app {', '.join(missing)} under {APPS.relative_to(ROOT)}")
     try:
         wheel = build_wheel()
-        results = [run_app(name, modes, wheel) for name in names]
+        # each app has a venv, a work dir and free ports of its own, and its run mostly waits on
+        # subprocesses (pip, pytest, servers): side by side, they take the time of the slowest
+        with ThreadPoolExecutor(max_workers=max(1, min(len(names), args.jobs))) as pool:
+            results = list(pool.map(lambda name: run_app(name, modes, wheel), names))
     except HarnessError as exc:
         print(f"compat: error: {exc}", file=sys.stderr)
         return 1
