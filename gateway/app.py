@@ -87,6 +87,8 @@ class Gateway:
             concurrency=settings.shadow_concurrency,
             queue_size=settings.shadow_queue_size,
             cpu_budget=settings.shadow_cpu_budget,
+            cpu_ceiling=settings.shadow_cpu_ceiling,
+            cpu_floor=settings.shadow_cpu_floor,
         )
         token = settings.override_token
         self.rollout = Rollout(

@@ -34,6 +34,10 @@ class GatewaySettings(BaseSettings):
     # shadows share the core with client requests: the share of one core their work may use
     # over a sliding second (over it they are skipped, reason "budget"; 1: no limit)
     shadow_cpu_budget: float = Field(0.05, gt=0, le=1)
+    # ... and less while the process is busy: only what is left below `ceiling` of a core
+    # (client requests and their legacy threads count), never less than `floor`
+    shadow_cpu_ceiling: float = Field(0.75, gt=0, le=64)
+    shadow_cpu_floor: float = Field(0.01, ge=0, le=1)
 
     # progressive cutover: how often each worker reads the shared runtime state, and the token
     # that lets a request force a side with X-Gateway-Backend (unset: overrides are off)

@@ -101,6 +101,8 @@ class ShadowRunner:
         concurrency: int = 8,
         queue_size: int = 100,
         cpu_budget: float = 1.0,
+        cpu_ceiling: float = 1.0,
+        cpu_floor: float = 0.0,
     ) -> None:
         # `legacy` is a separate instance from the one serving clients: shadows get their own
         # threads and can never take one from real traffic
@@ -112,7 +114,8 @@ class ShadowRunner:
         # the share of one core shadow work may use (1: no limit), asked when a shadow is
         # wanted and again when a worker takes it from the queue; charged all the gateway does
         # for a shadow (handle, then the worker's steps on the job), never the owner's own run
-        self.budget = CpuBudget(cpu_budget)
+        # (and what is left below `cpu_ceiling` of a core while the process is busy, at least `cpu_floor`)
+        self.budget = CpuBudget(cpu_budget, ceiling=cpu_ceiling, floor=cpu_floor)
         self._charged = 0.0  # of budget.used, what the CPU counter has been told
         self._queue: asyncio.Queue[_Job] | None = None
         self._workers: list[asyncio.Task[None]] = []

@@ -11,12 +11,19 @@ get at most `share` of the loop (plus the one shadow that overdraws it, which th
 pay back). A shadow that finds the bucket empty is skipped and counted (reason `budget`): a
 busy server compares a sample of its shadows instead of slowing its clients.
 
+Shadows also yield to a busy gateway: every SAMPLE_S the process's CPU time is read, and
+while the process (client requests, their legacy threads and shadows) uses more than
+`ceiling` of a core, shadows get only what is left below it, and never less than `floor`.
+A gateway at 85 % of a core, as the bench's open loop at half its closed-loop capacity is,
+has no headroom: another 5 % of shadow work there put it at the knee where queues grow, and
+the primary's p99 rose 3x (bench/RESULTS.md, 2026-12-04); at the floor, a saturated server
+still compares a trickle of its shadows.
+
 Why a share of a core and not of what the process uses: an idle gateway can afford every
-shadow, and one core is all an event loop ever gets. Why not lower priority instead
-(shadows only while no client request is in flight): once a candidate's step runs nothing
-preempts it on one loop, and shadows run in the gap after their own request anyway; a gate
-only delayed them, and under a closed loop (never idle) filled the queue
-(bench/SHADOW_ISOLATION.md).
+shadow, and one core is all an event loop ever gets. Why not a gate instead (shadows only
+while no client request is in flight): once a candidate's step runs nothing preempts it on
+one loop, and shadows run in the gap after their own request anyway; a gate only delayed
+them, and under a closed loop (never idle) filled the queue (bench/SHADOW_ISOLATION.md).
 """
 
 from __future__ import annotations
@@ -28,16 +35,31 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
+SAMPLE_S = 0.1  # how often the process's CPU time is read: a syscall, not on every request
+
+
 class CpuBudget:
     def __init__(
-        self, share: float, *, window: float = 1.0, clock: Callable[[], float] = time.perf_counter
+        self,
+        share: float,
+        *,
+        window: float = 1.0,
+        clock: Callable[[], float] = time.perf_counter,
+        ceiling: float = 1.0,
+        floor: float = 0.0,
+        cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         self.share = share
         self.capacity = share * window  # CPU seconds the bucket holds
         # what shadow work is measured with too (the runner times its own steps by it)
         self.clock = clock
+        self.ceiling, self.floor = ceiling, min(floor, share)
+        self.rate = share  # the refill rate now: `share`, less when the process is busy
+        self._cpu_clock = cpu_clock
         self._tokens = self.capacity
-        self._at = clock()
+        self._at = self._sampled = clock()
+        self._cpu = cpu_clock()
+        self._used_then = 0.0
         self.used = 0.0  # CPU seconds charged in all (tests, and the logs of a stopping gateway)
 
     @property
@@ -49,7 +71,9 @@ class CpuBudget:
         if self.share >= 1:
             return True
         now = self.clock()
-        self._tokens = tokens = min(self.capacity, self._tokens + (now - self._at) * self.share)
+        if now - self._sampled >= SAMPLE_S:
+            self._adapt(now)
+        self._tokens = tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
         self._at = now
         return tokens > 0
 
@@ -58,8 +82,18 @@ class CpuBudget:
         if self.share < 1:
             now = self.clock()
             # may go below zero: one long shadow pays over the next ones
-            self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.share) - seconds
+            self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate) - seconds
             self._at = now
+
+    def _adapt(self, now: float) -> None:
+        """The refill rate from the last sample's CPU time: what the process used apart from
+        shadows, and what is left of `ceiling` after it."""
+        cpu = self._cpu_clock()
+        span = now - self._sampled
+        busy = (cpu - self._cpu) / span
+        shadows = (self.used - self._used_then) / span  # their wall time: at least their CPU
+        self.rate = max(self.floor, min(self.share, self.ceiling - max(0.0, busy - shadows)))
+        self._sampled, self._cpu, self._used_then = now, cpu, self.used
 
 
 class _Metered(Generic[T]):

@@ -36,6 +36,44 @@ def test_the_bucket_holds_one_second_of_its_share_and_refills_at_that_rate() -> 
     assert budget.used == pytest.approx(0.25)
 
 
+class ProcessCpu:
+    def __init__(self, clock: Clock) -> None:
+        self.clock, self.used, self.busy, self.at = clock, 0.0, 0.0, clock.now
+
+    def __call__(self) -> float:
+        self.used += (self.clock.now - self.at) * self.busy
+        self.at = self.clock.now
+        return self.used
+
+
+@pytest.mark.parametrize(
+    ("busy", "shadows", "rate"),
+    [
+        (0.10, 0.0, 0.05),  # headroom to spare: the whole share
+        (0.72, 0.0, 0.03),  # 0.03 left below the ceiling
+        (0.90, 0.0, 0.01),  # over it: the floor
+        (0.80, 0.04, 0.01),  # the shadows' own 0.04 is not the clients' load: 0.76, still over
+        (0.74, 0.04, 0.05),  # 0.70 of clients: 0.05 left, the whole share
+    ],
+)
+def test_the_rate_is_what_the_process_leaves_below_the_ceiling_and_at_least_the_floor(
+    busy: float, shadows: float, rate: float
+) -> None:
+    clock = Clock()
+    cpu = ProcessCpu(clock)
+    budget = CpuBudget(0.05, clock=clock, ceiling=0.75, floor=0.01, cpu_clock=cpu)
+    cpu.busy = busy
+    clock.now += 0.5
+    budget.charge(shadows * 0.5)  # what shadows held the loop in that half second
+    budget.allows()
+    assert budget.rate == pytest.approx(rate)
+    # and the bucket fills at that rate: empty it, and one second later it holds `rate`
+    budget.charge(budget._tokens)
+    clock.now += 0.05  # within the sample: no new reading
+    budget.allows()
+    assert budget._tokens == pytest.approx(0.05 * rate)
+
+
 def test_a_budget_of_a_whole_core_never_says_no() -> None:
     budget = CpuBudget(1.0, clock=Clock())
     budget.charge(50)
@@ -73,3 +111,9 @@ async def test_a_timeout_cancels_the_metered_call_and_is_charged_what_ran() -> N
 def test_the_budget_setting_is_a_share_of_one_core(share: float) -> None:
     with pytest.raises(ValidationError, match="shadow_cpu_budget"):
         GatewaySettings(shadow_cpu_budget=share)
+
+
+@pytest.mark.parametrize(("name", "value"), [("shadow_cpu_ceiling", 0), ("shadow_cpu_floor", -0.01), ("shadow_cpu_floor", 2)])
+def test_the_ceiling_and_floor_settings_are_checked(name: str, value: float) -> None:
+    with pytest.raises(ValidationError, match=name):
+        GatewaySettings(**{name: value})

@@ -87,7 +87,8 @@ async def test_over_budget_shadows_are_skipped_and_counted_and_clients_get_their
 
 
 async def test_under_budget_every_shadow_runs(make_gateway: MakeGateway) -> None:
-    gw, sink = await make_gateway(shadow_cpu_budget=0.05)  # the default budget
+    # the default budget, and no ceiling: the test process itself is busy sending the requests
+    gw, sink = await make_gateway(shadow_cpu_budget=0.05, shadow_cpu_ceiling=64)
     async with asgi_client(gw.dispatcher) as c:
         answers = await asyncio.gather(*(c.get("/whoami") for _ in range(30)))
     assert all(a.status_code == 200 for a in answers)
@@ -204,6 +205,36 @@ async def test_a_budget_the_hand_off_alone_spends_skips_the_next_shadow() -> Non
     sent = await shadowed(runner, route, answering())
     assert [m.get("body") for m in sent] == [None, b"ok"]  # the client still gets the owner's answer
     assert [s["reason"] for s in sink.skips] == ["budget"] and runner.queued == 1
+    await runner.stop(0)
+
+
+class ProcessCpu:
+    """A process clock: the process used `busy` of a core since it was last read."""
+
+    def __init__(self, clock: Clock, busy: float) -> None:
+        self.clock, self.busy, self.used, self.at = clock, busy, 0.0, clock.now
+
+    def __call__(self) -> float:
+        self.used += (self.clock.now - self.at) * self.busy
+        self.at = self.clock.now
+        return self.used
+
+
+async def test_shadows_yield_to_a_busy_gateway_and_run_again_once_it_has_headroom() -> None:
+    clock = Clock()
+    cpu = ProcessCpu(clock, busy=0.9)
+    budget = CpuBudget(0.05, clock=clock, ceiling=0.75, floor=0.0, cpu_clock=cpu)
+    runner, sink, route = await runner_with(answering(), budget, concurrency=0)
+    budget.charge(budget.capacity)  # empty: from here on it fills at the rate the process leaves
+    clock.now += 0.5  # the gateway at 0.9 of a core, over its 0.75 ceiling
+    sent = await shadowed(runner, route, answering())
+    assert [m.get("body") for m in sent] == [None, b"ok"]  # the client gets the owner's answer
+    assert [s["reason"] for s in sink.skips] == ["budget"] and runner.queued == 0
+    assert budget.rate == 0.0
+    cpu.busy = 0.3  # the load eases: 0.45 of a core of headroom, more than the 0.05 share
+    clock.now += 0.5
+    await shadowed(runner, route, answering())
+    assert budget.rate == 0.05 and runner.queued == 1 and len(sink.skips) == 1
     await runner.stop(0)
 
 
