@@ -49,3 +49,16 @@ LEARNT_SECRETS: set[str] = set()  # e.g. the session cookie a login answered wit
 
 def secrets_to_find() -> tuple[str, ...]:
     return CANARY_SECRETS + tuple(sorted(LEARNT_SECRETS))
+
+
+class ProcessCpu:
+    """A fake process CPU clock for a fake wall clock (anything with `.now`): the process used
+    `busy` of a core since it was last read."""
+
+    def __init__(self, clock: Any, busy: float = 0.0) -> None:
+        self.clock, self.busy, self.used, self.at = clock, busy, 0.0, clock.now
+
+    def __call__(self) -> float:
+        self.used += (self.clock.now - self.at) * self.busy
+        self.at = self.clock.now
+        return self.used

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from gateway.settings import GatewaySettings
 from gateway.shadow_budget import CpuBudget, metered
+from tests.support import ProcessCpu
 
 
 class Clock:
@@ -34,16 +35,6 @@ def test_the_bucket_holds_one_second_of_its_share_and_refills_at_that_rate() -> 
     budget.charge(0.1)
     assert not budget.allows()
     assert budget.used == pytest.approx(0.25)
-
-
-class ProcessCpu:
-    def __init__(self, clock: Clock) -> None:
-        self.clock, self.used, self.busy, self.at = clock, 0.0, 0.0, clock.now
-
-    def __call__(self) -> float:
-        self.used += (self.clock.now - self.at) * self.busy
-        self.at = self.clock.now
-        return self.used
 
 
 @pytest.mark.parametrize(

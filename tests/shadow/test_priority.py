@@ -18,7 +18,7 @@ from gateway.shadow import ShadowRunner
 from gateway.shadow_budget import CpuBudget
 from gateway.table import Route
 from tests.shadow.sink import MemorySink
-from tests.support import asgi_client, eventually
+from tests.support import ProcessCpu, asgi_client, eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -206,18 +206,6 @@ async def test_a_budget_the_hand_off_alone_spends_skips_the_next_shadow() -> Non
     assert [m.get("body") for m in sent] == [None, b"ok"]  # the client still gets the owner's answer
     assert [s["reason"] for s in sink.skips] == ["budget"] and runner.queued == 1
     await runner.stop(0)
-
-
-class ProcessCpu:
-    """A process clock: the process used `busy` of a core since it was last read."""
-
-    def __init__(self, clock: Clock, busy: float) -> None:
-        self.clock, self.busy, self.used, self.at = clock, busy, 0.0, clock.now
-
-    def __call__(self) -> float:
-        self.used += (self.clock.now - self.at) * self.busy
-        self.at = self.clock.now
-        return self.used
 
 
 async def test_shadows_yield_to_a_busy_gateway_and_run_again_once_it_has_headroom() -> None:
