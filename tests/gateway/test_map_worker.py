@@ -375,19 +375,27 @@ def slow_parser(monkeypatch: pytest.MonkeyPatch, busy: float, idle: float, spin_
     return parser, started
 
 
+def flip_through(parser: MapParser, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> tuple[MapHolder, Path, str, str, float]:
+    """A 10-route map loaded, then one owner flipped and reloaded through `parser`: the holder,
+    the map's path, the new text, what was logged, and the seconds the reload took."""
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(a_map(10))
+    holder = holder_for(path, parser)
+    text = a_map(10, {3})
+    began = time.monotonic()
+    logged = reloaded(holder, path, text, caplog)
+    return holder, path, text, logged, time.monotonic() - began
+
+
 def test_a_child_slow_but_progressing_is_waited_for_past_the_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # at half load the child gets only the idle half of the core: parsing here instead would
     # hold the serving loop for the whole parse, so a child on half a core is waited for
     parser, started = slow_parser(monkeypatch, busy=0.05, idle=0.05, spin_for=1.5, deadline=0.5)
-    path = tmp_path / "migration_map.yaml"
-    path.write_text(a_map(10))
-    holder = holder_for(path, parser)
-    text = a_map(10, {3})
-    began = time.monotonic()
-    assert reloaded(holder, path, text, caplog) == ""
-    assert time.monotonic() - began >= 1.5 and len(started) == 1
+    holder, path, text, logged, took = flip_through(parser, tmp_path, caplog)
+    assert logged == ""
+    assert took >= 1.5 and len(started) == 1
     assert holder.loaded is not None and holder.loaded.delta is not None  # the child's answer
     same_as_a_fresh_load(holder, text, path)
     parser.close()
@@ -399,13 +407,8 @@ def test_a_child_on_a_sliver_of_a_core_is_given_up_at_the_deadline(
     # a saturated core: the idle-priority child gets a little CPU now and then, not enough to
     # finish while the edit still matters
     parser, started = slow_parser(monkeypatch, busy=0.005, idle=0.1, spin_for=60, deadline=0.5)
-    path = tmp_path / "migration_map.yaml"
-    path.write_text(a_map(10))
-    holder = holder_for(path, parser)
-    text = a_map(10, {3})
-    began = time.monotonic()
-    logged = reloaded(holder, path, text, caplog)
-    assert time.monotonic() - began < 5
+    holder, path, text, logged, took = flip_through(parser, tmp_path, caplog)
+    assert took < 5
     assert "map parser process failed (no answer within 0.5 s, on " in logged
     assert f"of a core); parsing {path} in-process" in logged
     assert started[0].wait(5) != 0 and parser._proc is None
@@ -417,13 +420,8 @@ def test_a_child_busy_for_longer_than_the_longest_wait_is_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     parser, started = slow_parser(monkeypatch, busy=0.05, idle=0.0, spin_for=60, deadline=0.5, longest=1.2)
-    path = tmp_path / "migration_map.yaml"
-    path.write_text(a_map(10))
-    holder = holder_for(path, parser)
-    text = a_map(10, {3})
-    began = time.monotonic()
-    logged = reloaded(holder, path, text, caplog)
-    assert 1.2 <= time.monotonic() - began < 5
+    holder, path, text, logged, took = flip_through(parser, tmp_path, caplog)
+    assert 1.2 <= took < 5
     assert f"map parser process failed (no answer within 1.2 s); parsing {path} in-process" in logged
     assert started[0].wait(5) != 0 and parser._proc is None
     same_as_a_fresh_load(holder, text, path)

@@ -58,7 +58,7 @@ def test_the_rate_is_what_the_process_leaves_below_the_ceiling_and_at_least_the_
     budget.charge(shadows * 0.5)  # what shadows held the loop in that half second
     budget.allows()
     assert budget.rate == pytest.approx(rate)
-    # and the bucket fills at that rate: empty it, and one second later it holds `rate`
+    # and the bucket fills at that rate: empty it, and 50 ms later it holds 0.05 * `rate`
     budget.charge(budget._tokens)
     clock.now += 0.05  # within the sample: no new reading
     budget.allows()
