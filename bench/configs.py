@@ -129,6 +129,9 @@ def plan() -> list[Measurement]:
             out += [
                 Measurement("gw_shadow25", workload, "gateway", p("shadow25"), "legacy"),
                 Measurement("gw_shadow100", workload, "gateway", p("shadow100"), "legacy"),
+                # the same two, the candidates in a shadow process at idle priority
+                Measurement("gw_shadow25_proc", workload, "gateway_shproc", p("shadow25"), "legacy"),
+                Measurement("gw_shadow100_proc", workload, "gateway_shproc", p("shadow100"), "legacy"),
             ]
         if workload != "get_db":
             out.append(Measurement("gw_canary", workload, "gateway", p("canary")))
@@ -294,6 +297,11 @@ def start_servers(
         "bare_fastapi": ("bench.apps:native_app", env, "/bench/native/items/1"),
         "a2wsgi_mount": ("bench.baselines:a2wsgi_mount", env, "/healthz"),
         "gateway": ("gateway.app:create_app", gateway_env(env, workdir, "gateway"), "/_gateway/health"),
+        "gateway_shproc": (
+            "gateway.app:create_app",
+            gateway_env(env, workdir, "shproc", GATEWAY_SHADOW_PROCESSES="1"),
+            "/_gateway/health",
+        ),
     }
     for upstream_name, suffix in (("gunicorn", ""), ("gunicorn_ka", "_ka")):
         if upstream_name not in started:

@@ -11,7 +11,8 @@ round are printed.
     python -m bench.cpu_per_request --path /api/users/1 --rounds 5 --seconds 3 \\
         bare gateway 'gateway:GATEWAY_LEGACY_THREADS=1' 'gateway@mymod:factory'
 
-A variant is `bare` (bench.apps:native_app) or `gateway` (gateway.app:create_app with the bench
+`--path` may be repeated: every variant is then measured on each path, one process per
+variant. A variant is `bare` (bench.apps:native_app) or `gateway` (gateway.app:create_app with the bench
 map), optionally `@module:factory` (another factory for the same environment, e.g. a wrapper
 tried in an experiment, found through --pythonpath) and `:NAME=value,...` extra environment.
 """
@@ -55,7 +56,9 @@ def _split_at(spec: str) -> tuple[str, str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("variants", nargs="+")
-    parser.add_argument("--path", default="/bench/native/items/1")
+    parser.add_argument(
+        "--path", action="append", help="repeat to measure every variant on each path (one process each)"
+    )
     parser.add_argument("--post", action="store_true", help="POST the bench's 1 KB JSON body")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--pythonpath", default="", help="prepended for the servers (experiment factories)")
     args = parser.parse_args()
+    args.path = args.path or ["/bench/native/items/1"]
     server_cpu = os.environ.get("BENCH_SERVER_CPU", "0")
     load_cpu = os.environ.get("BENCH_LOAD_CPU", "1")
     flags, _ = uvicorn_flags()
@@ -83,17 +87,18 @@ def main() -> None:
                 server = servers.start(
                     f"v{i}", [*argv, "--factory", factory], port=port, env=server_env, ready_path=READY[kind]
                 )
-                status = http_status(server.url + args.path)
-                if status >= 400 and not args.post:
-                    raise SystemExit(f"{spec}: GET {args.path} answered {status}")
+                for path in args.path:
+                    status = http_status(server.url + path)
+                    if status >= 400 and not args.post:
+                        raise SystemExit(f"{spec}: GET {path} answered {status}")
                 started[spec] = (server, server.serving_pid())
             script = ["-s", str(BENCH_DIR / "post.lua")] if args.post else []
             body_env = {**os.environ, "BENCH_POST_BODY": str(workdir / "post.json")}
 
-            def drive(server: Server, seconds: float) -> int:
+            def drive(server: Server, path: str, seconds: float) -> int:
                 command = [
                     "taskset", "-c", load_cpu, "wrk", "-t1", f"-c{args.connections}",
-                    f"-d{seconds:g}s", "--latency", *script, server.url + args.path,
+                    f"-d{seconds:g}s", "--latency", *script, server.url + path,
                 ]  # fmt: skip
                 out = subprocess.run(command, capture_output=True, text=True, check=True, env=body_env)
                 run = wrk.parse(out.stdout)
@@ -101,37 +106,38 @@ def main() -> None:
                     raise SystemExit(f"{server.name}: {run.errors} errors")
                 return run.requests
 
-            for server, _ in started.values():
-                drive(server, args.warmup)
-            per_req: dict[str, list[float]] = {spec: [] for spec in started}
+            # what is measured: each variant on each path, in the order given
+            units = [(spec, path) for spec in started for path in args.path]
+            for spec, path in units:
+                drive(started[spec][0], path, args.warmup)
+            per_req: dict[tuple[str, str], list[float]] = {unit: [] for unit in units}
             # the event loop's thread against all the others (executor, aiosqlite, legacy pool)
-            split: dict[str, list[float]] = {spec: [0.0, 0.0, 0] for spec in started}
+            split: dict[tuple[str, str], list[float]] = {unit: [0.0, 0.0, 0] for unit in units}
             for r in range(args.rounds):
-                order = list(started.items()) if r % 2 == 0 else list(reversed(started.items()))
-                for spec, (server, pid) in order:
+                for spec, path in units if r % 2 == 0 else reversed(units):
+                    server, pid = started[spec]
                     before, threads = cpu_seconds([pid]), thread_cpu_seconds(pid)
-                    requests = drive(server, args.seconds)
-                    per_req[spec].append((cpu_seconds([pid]) - before) / requests * 1e6)
+                    requests = drive(server, path, args.seconds)
+                    per_req[spec, path].append((cpu_seconds([pid]) - before) / requests * 1e6)
                     after = thread_cpu_seconds(pid)
                     main_s = after.get(pid, 0.0) - threads.get(pid, 0.0)
                     other_s = sum(v - threads.get(t, 0.0) for t, v in after.items() if t != pid)
-                    split[spec][0] += main_s
-                    split[spec][1] += other_s
-                    split[spec][2] += requests
-            first = statistics.median(per_req[args.variants[0]])
-            print(f"{args.path}: server CPU µs per request ({args.rounds} rounds x {args.seconds:g} s)")
-            for spec, values in per_req.items():
+                    split[spec, path][0] += main_s
+                    split[spec, path][1] += other_s
+                    split[spec, path][2] += requests
+            first = statistics.median(per_req[units[0]])
+            print(f"server CPU µs per request ({args.rounds} rounds x {args.seconds:g} s)")
+            for (spec, path), values in per_req.items():
                 median = statistics.median(values)
                 print(
-                    f"  {spec:60} median {median:8.1f}  best {min(values):8.1f}  "
+                    f"  {spec:40} {path:28} median {median:8.1f}  best {min(values):8.1f}  "
                     f"x{first / median:5.3f} of the first  rounds {' '.join(f'{v:.0f}' for v in values)}"
                 )
-                main_s, other_s, n = split[spec]
+                main_s, other_s, n = split[spec, path]
                 print(
-                    f"  {'':60} loop thread {main_s / n * 1e6:8.1f}  other threads {other_s / n * 1e6:8.1f}"
+                    f"  {'':69} loop thread {main_s / n * 1e6:8.1f}  other threads {other_s / n * 1e6:8.1f}"
                     f"  ({len(thread_cpu_seconds(started[spec][1]))} threads now)"
                 )
-
 
 if __name__ == "__main__":
     main()

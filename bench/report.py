@@ -16,6 +16,10 @@ CONFIGS: dict[str, str] = {
     "gw_legacy": "gateway, legacy-owned route (shadow off)",
     "gw_shadow25": "gateway, legacy-owned route, shadow 25 % (native candidate)",
     "gw_shadow100": "gateway, legacy-owned route, shadow 100 % (native candidate)",
+    "gw_shadow25_proc": "gateway, legacy-owned route, shadow 25 %, candidates in a shadow process "
+    "(GATEWAY_SHADOW_PROCESSES=1)",
+    "gw_shadow100_proc": "gateway, legacy-owned route, shadow 100 %, candidates in a shadow process "
+    "(GATEWAY_SHADOW_PROCESSES=1)",
     "gw_canary": "gateway, legacy-owned route, canary 50 % (random bucket)",
     "gw_remote": "gateway, remote mode (GATEWAY_LEGACY_URL = the gunicorn above)",
     "naive_proxy": "naive proxy: FastAPI + one httpx.AsyncClient to the gunicorn above",
@@ -98,6 +102,24 @@ RATIOS: tuple[RatioSpec, ...] = (
     ),
     RatioSpec(
         "shadow 100 % throughput / shadow off", "rps", "gw_shadow100", "gw_legacy", ">=", 0.45, ("get",)
+    ),
+    RatioSpec(
+        "shadow 25 % primary p99 / shadow off p99, GATEWAY_SHADOW_PROCESSES=1",
+        "p99_ms",
+        "gw_shadow25_proc",
+        "gw_legacy",
+        "<=",
+        1.10,
+        ("get",),
+    ),
+    RatioSpec(
+        "shadow 100 % throughput / shadow off, GATEWAY_SHADOW_PROCESSES=1",
+        "rps",
+        "gw_shadow100_proc",
+        "gw_legacy",
+        ">=",
+        0.45,
+        ("get",),
     ),
     RatioSpec(
         "remote mode / naive httpx proxy",

@@ -18,7 +18,8 @@ closed-loop p99 is measured too, for comparison with `make bench`.
 Variants, side by side in one run (each a real `uvicorn --factory gateway.app:create_app`
 process over bench/bench_map.yaml, pinned to SI_SERVER_CPU; the generator and wrk run on
 SI_LOAD_CPU): `before` is the code at SI_BEFORE (a git ref), `after` the working tree; more
-with SI_VARIANTS, e.g. `after,nobudget=GATEWAY_SHADOW_CPU_BUDGET=1`. Rounds interleave
+with SI_VARIANTS, e.g. `after,nobudget=GATEWAY_SHADOW_CPU_BUDGET=1`; `make bench` (`--json`) runs
+`after` and `processes` (GATEWAY_SHADOW_PROCESSES=1: the candidates in a shadow process). Rounds interleave
 every variant and mode, odd rounds forwards, even ones backwards.
 
 Settings: SI_BEFORE (c7f367f), SI_VARIANTS (before,after), SI_ROUNDS (3), SI_DURATION (8 s
@@ -332,8 +333,13 @@ def describe_variant(v: Variant, before_ref: str) -> str:
 P99_TARGET = 1.10  # issue 12: primary p99 at 25 % shadow within 1.10x of shadow off
 
 
-def ratios_of(samples: list[Sample], variant: str) -> list[dict[str, object]]:
-    """For make bench (bench/extras.py): the variant's p99 ratios and its share skipped for budget."""
+PROCESSES = "processes"
+LABELS = {PROCESSES: ", GATEWAY_SHADOW_PROCESSES=1"}
+
+
+def ratios_of(samples: list[Sample], variant: str, label: str = "") -> list[dict[str, object]]:
+    """For make bench (bench/extras.py): the variant's p99 ratios and its shares skipped; `label`
+    follows each row's name (a variant other than the defaults says what it changed)."""
     out: list[dict[str, object]] = []
     for kind, load in (("open", "open loop, fixed rate"), ("wrk", "wrk, closed loop")):
         off = [s.p99_ms for s in samples if (s.variant, s.kind, s.mode) == (variant, kind, "off")]
@@ -342,17 +348,19 @@ def ratios_of(samples: list[Sample], variant: str) -> list[dict[str, object]]:
             values = [s.p99_ms / o for s, o in zip(mine, off, strict=False) if o]
             strict = kind == "open" and target is not None  # what users feel; wrk's is in the main table
             out.append({
-                "name": f"shadow {mode} %: primary p99 / shadow off p99", "workload": load,
+                "name": f"shadow {mode} %: primary p99 / shadow off p99{label}", "workload": load,
                 "value": median(values) if values else None,
                 "op": "<=" if strict else None, "target": target if strict else None,
             })
             budget = sum(s.shadows.get("skipped:budget", 0) for s in mine)
-            total = sum(s.shadows.get("compared", 0) for s in mine) + sum(
-                v for s in mine for k, v in s.shadows.items() if k.startswith("skipped:")
-            )
-            out.append({"name": f"shadow {mode} %: share of shadows skipped for the CPU budget",
+            skipped = sum(v for s in mine for k, v in s.shadows.items() if k.startswith("skipped:"))
+            total = sum(s.shadows.get("compared", 0) for s in mine) + skipped
+            out.append({"name": f"shadow {mode} %: share of shadows skipped for the CPU budget{label}",
                         "workload": load, "value": budget / total if total else None, "op": None,
                         "target": None})
+            if skipped > budget:  # queue full, or (shadow processes) no CPU for the copy
+                out.append({"name": f"shadow {mode} %: share of shadows skipped, every reason{label}",
+                            "workload": load, "value": skipped / total, "op": None, "target": None})
     return out
 
 
@@ -360,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     as_json, quick = "--json" in args, "--quick" in args
     if as_json:  # make bench: the code of this run only, its section in RESULTS.md
-        os.environ.setdefault("SI_VARIANTS", "after")
+        # the defaults, and the candidates in a shadow process of their own
+        os.environ.setdefault("SI_VARIANTS", f"after,{PROCESSES}=GATEWAY_SHADOW_PROCESSES=1")
         os.environ.setdefault("SI_OUT", "")
     rounds = int(env_str("SI_ROUNDS", "1" if quick else "3"))
     seconds = float(env_str("SI_DURATION", "3" if quick else "8"))
@@ -426,7 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     if as_json:
         body = text.split("\n", 2)[2]  # the section, without the document's own title
         title = "Shadow isolation: primary latency with shadows off, 25 % and 100 %"
-        print(json.dumps({"title": title, "markdown": body, "ratios": ratios_of(samples, variants[-1].name)}))
+        labels = {v.name: "" if v.name == "after" else LABELS.get(v.name, f" ({v.name})") for v in variants}
+        measured = [v.name for v in variants if v.name != "before"]
+        ratios = [row for name in measured for row in ratios_of(samples, name, labels[name])]
+        print(json.dumps({"title": title, "markdown": body, "ratios": ratios}))
     else:
         print(text)
     out = os.environ.get("SI_OUT", str(ROOT / "bench" / "SHADOW_ISOLATION.md"))

@@ -26,6 +26,7 @@ from gateway.rollout.runtime import Rollout
 from gateway.rollout.state import RolloutStore
 from gateway.settings import GatewaySettings
 from gateway.shadow import ParitySink, ShadowRunner
+from gateway.shadow_processes import ShadowProcesses
 
 log = logging.getLogger("gateway")
 
@@ -78,6 +79,23 @@ class Gateway:
         if isinstance(self.legacy, LegacyBridge):  # only clients get the 503 the metric counts
             self.legacy.on_rejected = self.metrics.legacy_rejected.inc
         self.native: ASGIApp = native_app if native_app is not None else load_app(settings.native_app)
+        self.shadow_processes: ShadowProcesses | None = None
+        if settings.shadow_processes:
+            if legacy_app is not None or native_app is not None:
+                raise ValueError(
+                    f"GATEWAY_SHADOW_PROCESSES={settings.shadow_processes}: shadow processes load the apps "
+                    "by their import strings (GATEWAY_LEGACY_APP, GATEWAY_NATIVE_APP), but this gateway was "
+                    "handed the app objects; set GATEWAY_SHADOW_PROCESSES=0 to run shadows in-process"
+                )
+            self.shadow_processes = ShadowProcesses(
+                settings.shadow_processes,
+                native_app=settings.native_app,
+                legacy_app=settings.legacy_app,
+                legacy_url=settings.legacy_url,
+                remote_timeout=settings.remote_timeout,
+                remote_max_connections=settings.remote_max_connections,
+                legacy_threads=settings.shadow_legacy_threads,
+            )
         # results go to the parity store; tests may hand in another sink
         self.shadow = ShadowRunner(
             native=self.native,
@@ -89,6 +107,7 @@ class Gateway:
             cpu_budget=settings.shadow_cpu_budget,
             cpu_ceiling=settings.shadow_cpu_ceiling,
             cpu_floor=settings.shadow_cpu_floor,
+            processes=self.shadow_processes,
         )
         token = settings.override_token
         self.rollout = Rollout(
@@ -135,6 +154,8 @@ class Gateway:
         await self.recorder.start()
         await self._native_lifespan.startup(state)
         await self.shadow.start()
+        if self.shadow_processes is not None:  # ready before the first request, or skipping until then
+            await self.shadow_processes.start()
         await self.rollout.start()
         self._publisher = asyncio.create_task(self.metrics.publish_every(1.0), name="metrics-publish")
         self.parser.start()  # here, not in __init__: a Gateway never started leaves no process behind
@@ -157,6 +178,8 @@ class Gateway:
         await asyncio.to_thread(self.parser.close)
         await self.rollout.stop()
         await self.shadow.stop(timeout / 2)
+        if self.shadow_processes is not None:
+            await self.shadow_processes.close()
         if isinstance(self.legacy, LegacyBridge):
             await self.legacy.aclose(timeout)
         else:

@@ -38,6 +38,9 @@ class GatewaySettings(BaseSettings):
     # (client requests and their legacy threads count), never less than `floor`
     shadow_cpu_ceiling: float = Field(0.75, gt=0, le=64)
     shadow_cpu_floor: float = Field(0.01, ge=0, le=1)
+    # > 0: queued shadow copies run in this many processes per gateway worker, at idle CPU
+    # priority, instead of on the serving loop (gateway/shadow_processes.py)
+    shadow_processes: int = Field(0, ge=0, le=64)
 
     # progressive cutover: how often each worker reads the shared runtime state, and the token
     # that lets a request force a side with X-Gateway-Backend (unset: overrides are off)

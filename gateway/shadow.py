@@ -40,6 +40,7 @@ from gateway.shadow_io import (
     replay,
     shadow_scope,
 )
+from gateway.shadow_processes import NoWorker, ShadowProcesses
 from gateway.table import Route
 
 log = logging.getLogger("gateway.shadow")
@@ -77,6 +78,7 @@ class Outcome:
     capture: Capture | None
     ms: float
     error: str | None = None
+    skipped: str | None = None  # not run (a shadow process could not take it): the skip's reason
 
 
 @dataclass(slots=True)
@@ -103,10 +105,13 @@ class ShadowRunner:
         cpu_budget: float = 1.0,
         cpu_ceiling: float = 1.0,
         cpu_floor: float = 0.0,
+        processes: ShadowProcesses | None = None,
     ) -> None:
         # `legacy` is a separate instance from the one serving clients: shadows get their own
         # threads and can never take one from real traffic
         self._apps = {Side.NEW: native, Side.LEGACY: legacy}
+        # when set, queued copies run there, in processes of their own (gateway/shadow_processes.py)
+        self.processes = processes
         self.sink = sink
         self.metrics = metrics
         self.concurrency = concurrency
@@ -182,7 +187,7 @@ class ShadowRunner:
         request = captured_request(scope, body.data)
         candidate: Outcome | None = None
         if scope["method"] not in SAFE_METHODS:
-            call = self._call(_other(owner), shadow_scope(scope, "rollback"), body.data, route)
+            call = self._call(_other(owner), shadow_scope(scope, "rollback"), body.data, route, inline=True)
             charge(clock() - started)
             candidate = await metered(call, charge, clock)
             started = clock()
@@ -257,6 +262,9 @@ class ShadowRunner:
         outcome = job.candidate or await self._call(
             _other_side(owner_side), shadow_scope(job.scope, "copy"), job.request.body, route
         )
+        if outcome.skipped is not None:
+            self._skip(job.scope, route.id, outcome.skipped)
+            return
         if outcome.capture is None:
             self.metrics.shadow_results.labels(route.id, "error").inc()
             self._report(job.scope, "error")
@@ -291,12 +299,20 @@ class ShadowRunner:
         )
         if job.request.method in SAFE_METHODS and random.random() < route.shadow.noise_sample:
             again = await self._call(owner_side, shadow_scope(job.scope, "copy"), job.request.body, route)
-            if again.capture is not None and not again.capture.truncated:
+            if again.capture is not None and not again.capture.truncated:  # (a skipped one has none)
                 self.sink.record_noise(route_id=route.id, diffs=compare(job.owner, again.capture, rules))
 
-    async def _call(self, side: Side, scope: Scope, body: bytes, route: Route) -> Outcome:
-        """Run one side on a copy of the request; its failures are results, never raised."""
-        outcome = await self._run(side, scope, body, route)
+    async def _call(
+        self, side: Side, scope: Scope, body: bytes, route: Route, *, inline: bool = False
+    ) -> Outcome:
+        """Run one side on a copy of the request; its failures are results, never raised. A
+        write's candidate runs `inline`, before the owner: always here, never in a process."""
+        if self.processes is not None and not inline:
+            outcome = await self._run_elsewhere(self.processes, side, scope, body, route)
+            if outcome.skipped is not None:
+                return outcome
+        else:
+            outcome = await self._run(side, scope, body, route)
         status = outcome.capture.status if outcome.capture is not None else None
         self.metrics.answered(route.id, side.value, "shadow", status, outcome.ms)
         return outcome
@@ -316,6 +332,18 @@ class ShadowRunner:
         if not capture.complete:
             return Outcome(None, _ms(started), "no complete response")
         return Outcome(capture.result(), _ms(started))
+
+    async def _run_elsewhere(
+        self, processes: ShadowProcesses, side: Side, scope: Scope, body: bytes, route: Route
+    ) -> Outcome:
+        rules = route.shadow
+        try:
+            reply = await processes.run(side, scope, body, rules.timeout_ms / 1000, rules.max_body_bytes)
+        except NoWorker as exc:
+            return Outcome(None, 0.0, skipped=exc.reason)
+        if reply.kind == "skipped":
+            return Outcome(None, 0.0, skipped=reply.reason)
+        return Outcome(reply.capture, reply.ms, reply.reason)
 
     def _skip(self, scope: Scope, route_id: str, reason: str) -> None:
         self.metrics.shadow_skipped.labels(route_id, reason).inc()

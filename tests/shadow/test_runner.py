@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import httpx
 import pytest
 from flask.testing import FlaskClient
 
-from gateway.app import Gateway
 from gateway.compare import classify
 from gateway.exchange import DiffKind
-from gateway.settings import GatewaySettings
 from legacy_flask import create_app as create_legacy
-from legacy_flask.seed import seed
+from tests.shadow.conftest import MakeGateway
 from tests.shadow.sink import MemorySink
 from tests.support import asgi_client, eventually
 
@@ -45,36 +41,6 @@ routes:
   - {id: token, path: /token, methods: [GET], owner: legacy, shadow: {sample: 1.0, noise_sample: 1.0}}
   - {id: whoami, path: /whoami, methods: [GET], owner: legacy, shadow: {sample: 1.0}}
 """
-
-MakeGateway = Callable[..., Awaitable[tuple[Gateway, MemorySink]]]
-
-
-@pytest.fixture
-def demo_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path}/demo.db"
-    seed(url)
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("SECRET_KEY", "shadow-secret")
-    return url
-
-
-@pytest.fixture
-async def make_gateway(tmp_path: Path) -> AsyncIterator[MakeGateway]:
-    started: list[Gateway] = []
-
-    async def make(map_text: str, **settings: object) -> tuple[Gateway, MemorySink]:
-        map_path = tmp_path / f"map{len(started)}.yaml"
-        map_path.write_text(map_text)
-        sink = MemorySink()
-        gw = Gateway(GatewaySettings(map_path=map_path, **settings), sink=sink)  # type: ignore[arg-type]
-        await gw.startup({})
-        started.append(gw)
-        return gw, sink
-
-    yield make
-    for gw in started:
-        await gw.shutdown()
-
 
 async def drained(sink: MemorySink, count: int) -> None:
     await eventually(lambda: sink.total >= count, timeout=10, what=f"{count} shadow results")
