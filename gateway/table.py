@@ -12,6 +12,7 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import cast
 
 from gateway.map_loader import LoadedMap
 from gateway.map_schema import MigrationMap, Owner, RouteEntry, ShadowRules, merge_shadow
@@ -21,6 +22,8 @@ from gateway.rollout_schema import CanarySettings, FallbackSettings, GuardSettin
 UNMAPPED_ID = "unmapped"
 ALL = "*"
 _CACHED_PATHS = 4096
+# _descend's "no route, and the full walk would find none either"; never returned by lookup
+_DEAD_END = cast("Route", object())
 _CACHED_PATH_CHARS = 256
 
 
@@ -61,6 +64,11 @@ class _Node:
     here: dict[str, Route] | None = None
     # `dynamic` as (test of one segment, child), the cheapest test that agrees with the regex
     matchers: list[tuple[Callable[[str], object], _Node]] = field(default_factory=list)
+    # some node from the root to this one (itself included) has more than one way on (static
+    # children, each parameter, each tail): only then can the full walk back out of a dead
+    # end here and find what _descend did not. A trie node has one path from the root, so
+    # this is the node's own constant, and a successful descent never reads it
+    forked: bool = False
 
 
 def _matcher(seg: Segment) -> Callable[[str], object]:
@@ -112,16 +120,17 @@ class RoutingTable:
             node.here = {}
         return node.here
 
-    def _freeze(self, node: _Node) -> None:
+    def _freeze(self, node: _Node, above: bool = False) -> None:
         node.dynamic.sort(key=lambda item: item[0].kind)
         node.matchers = [(_matcher(seg), child) for seg, child in node.dynamic]
         if node.here is not None:
             node.here = dict(_method_table(node.here))
         node.tails = [(seg, dict(_method_table(slot))) for seg, slot in node.tails]
+        node.forked = above or bool(node.static) + len(node.matchers) + len(node.tails) > 1
         for child in node.static.values():
-            self._freeze(child)
+            self._freeze(child, node.forked)
         for _, child in node.dynamic:
-            self._freeze(child)
+            self._freeze(child, node.forked)
 
     def replacing(
         self, templates: tuple[PathTemplate, ...], changes: dict[int, tuple[Route, Route]], default: Route
@@ -176,12 +185,19 @@ class RoutingTable:
 
     def _templated(self, method: str, path: str) -> Route:
         parts = path[1:].split("/") if path.startswith("/") else [path]
-        return self._descend(parts, method) or self._walk(self._root, parts, 0, method) or self.default
+        found = self._descend(parts, method)
+        if found is None:
+            found = self._walk(self._root, parts, 0, method)
+        elif found is _DEAD_END:
+            return self.default
+        return found or self.default
 
     def _descend(self, parts: list[str], method: str) -> Route | None:
         """The first choice at every segment, in a loop: the route the full walk would find
         first whenever this path succeeds (static before typed, as the walk tries them);
-        None sends the request to the full walk, which can back out of a dead end."""
+        None sends the request to the full walk, which can back out of a dead end, unless no
+        node on the way offered a second way on: then the walk would fail the same way, and
+        _DEAD_END says so (an unmapped path costs one descent, not two)."""
         node = self._root
         for i, part in enumerate(parts):
             child = node.static.get(part)
@@ -195,13 +211,13 @@ class RoutingTable:
                         rest = "/".join(parts[i:])
                         for seg, slot in node.tails:
                             if seg.regex is not None and seg.regex.fullmatch(rest):
-                                return slot.get(method) or slot.get(ALL)
-                    return None
+                                found = slot.get(method) or slot.get(ALL)
+                                return found if found is not None or node.forked else _DEAD_END
+                    return None if node.forked else _DEAD_END
             node = child
         here = node.here
-        if here is None:
-            return None
-        return here.get(method) or here.get(ALL)
+        found = (here.get(method) or here.get(ALL)) if here is not None else None
+        return found if found is not None or node.forked else _DEAD_END
 
     def _walk(self, node: _Node, parts: list[str], i: int, method: str) -> Route | None:
         if i == len(parts):
@@ -234,7 +250,9 @@ def _swapped(slot: MethodTable, old: Route, new: Route) -> MethodTable:
 
 def _copy_to_slot(node: _Node, segments: tuple[Segment, ...], old: Route, new: Route) -> _Node:
     """A copy of `node` whose slot at `segments` (walked as _insert walks it) has `new` for `old`."""
-    out = _Node(dict(node.static), list(node.dynamic), list(node.tails), node.here, list(node.matchers))
+    out = _Node(
+        dict(node.static), list(node.dynamic), list(node.tails), node.here, list(node.matchers), node.forked
+    )
     if not segments:
         assert node.here is not None
         out.here = dict(_swapped(node.here, old, new))

@@ -48,8 +48,9 @@ class Server:
 @pytest.fixture(scope="session")
 def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("demo") / "demo.db"
-    subprocess.run([*GATEWAY, "seed", "--database-url", f"sqlite:///{db}"], check=True, cwd=ROOT,
-                   capture_output=True)
+    done = subprocess.run([*GATEWAY, "seed", "--database-url", f"sqlite:///{db}"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"gateway seed exited with {done.returncode}:\n{done.stdout}{done.stderr}"
     return db
 
 

@@ -6,7 +6,7 @@ import pytest
 from gateway.map_loader import Delta, LoadedMap, parse_map
 from gateway.map_schema import Owner
 from gateway.paths import parse_template
-from gateway.table import UNMAPPED_ID, build_table
+from gateway.table import UNMAPPED_ID, _pick, build_table
 
 MAP = """\
 version: 1
@@ -59,6 +59,53 @@ def table():  # type: ignore[no-untyped-def]
 )
 def test_lookup(table, method: str, path: str, route_id: str) -> None:  # type: ignore[no-untyped-def]
     assert table.lookup(method, path).id == route_id
+
+
+BACKTRACK_MAP = """\
+version: 1
+routes:
+  - {id: a.int.b, path: '/a/<int:x>/b', owner: new}
+  - {id: a.str.c, path: '/a/<y>/c', owner: new}
+  - {id: m.get, path: '/m/<int:x>', methods: [GET], owner: new}
+  - {id: m.post, path: '/m/<y>', methods: [POST], owner: new}
+  - {id: r.get, path: '/r/<int:x>/s', methods: [GET], owner: new}
+"""
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "route_id"),
+    [
+        ("GET", "/a/5/b", "a.int.b"),
+        ("GET", "/a/5/c", "a.str.c"),  # the first choice (int) dead-ends: the walk backs out
+        ("GET", "/a/5/x", UNMAPPED_ID),
+        ("POST", "/m/5", "m.post"),  # the int entry has no POST: the string one takes it
+        ("GET", "/m/x", UNMAPPED_ID),
+        ("GET", "/r/5/s", "r.get"),
+        ("POST", "/r/5/s", UNMAPPED_ID),  # no second way anywhere on the path: one descent decides
+        ("GET", "/r/x/s", UNMAPPED_ID),
+    ],
+)
+def test_a_dead_end_is_backed_out_of_only_where_there_was_another_way(method: str, path: str, route_id: str) -> None:
+    assert build_table(parse_map(BACKTRACK_MAP)).find(method, path).id == route_id
+
+
+def test_lookup_agrees_with_the_full_walk_on_every_path_of_known_segments() -> None:
+    # the shortcut (one descent decides a path when no node on it forks) must answer exactly
+    # what the full backtracking walk answers
+    import itertools
+
+    segments = ["api", "users", "7", "bob", "export.csv", "files", "a", "b", "edit", "5", "c", "m", "r", "s",
+                "reports", "q3.csv", "prices", "1.5", "t", "x", ""]
+    for text in (MAP, BACKTRACK_MAP):
+        t = build_table(parse_map(text))
+        for depth in range(1, 4):
+            for parts in itertools.product(segments, repeat=depth):
+                path = "/" + "/".join(parts)
+                for method in ("GET", "POST", "DELETE"):
+                    static = t._static.get(path)
+                    walked = ((_pick(static, method) if static is not None else None)
+                              or t._walk(t._root, path[1:].split("/"), 0, method) or t.default)
+                    assert t.find(method, path) is walked, (method, path)
 
 
 def test_unmapped_goes_to_default_owner() -> None:
