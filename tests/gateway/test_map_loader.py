@@ -251,6 +251,19 @@ def test_parsing_leaves_the_garbage_collector_as_it_found_it() -> None:
         gc.enable()
 
 
+def test_what_parsing_built_skips_the_young_collections_but_a_frozen_heap_stays_frozen() -> None:
+    gc.collect()
+    parse_map(GOOD)
+    assert gc.get_count()[0] < 50  # the parse's objects went to the oldest generation unscanned
+    gc.freeze()  # as a gateway server does once it is up
+    try:
+        frozen = gc.get_freeze_count()
+        parse_map(GOOD)
+        assert gc.get_freeze_count() == frozen  # not thawed (nor grown) by the parse
+    finally:
+        gc.unfreeze()
+
+
 def test_a_reload_reuses_parsed_paths_and_still_refuses_bad_ones() -> None:
     first = parse_map(GOOD)
     again = parse_map(GOOD.replace("owner: new", "owner: legacy"))
