@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from typing import Any
 
@@ -17,6 +16,7 @@ from gateway.dispatcher import Backends, Dispatcher
 from gateway.lifespan import ChildLifespan
 from gateway.loading import load_app
 from gateway.logs import configure_logging
+from gateway.map_loader import freeze_heap
 from gateway.map_worker import MapParser
 from gateway.metrics import GatewayMetrics
 from gateway.parity.recorder import ParityRecorder
@@ -220,8 +220,7 @@ class Gateway:
                     # them in 0.7 s with the GIL held; a reload reuses most of them
                     # (gateway.map_worker). Not in-process (tests, the compatibility harness
                     # inside an app's own suite): that heap is not the gateway's to freeze.
-                    gc.collect()
-                    gc.freeze()
+                    freeze_heap()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:

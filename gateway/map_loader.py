@@ -99,6 +99,28 @@ def _describe(err: Any) -> str:
     return f"{_dotted(loc)}: {msg} (got {err.get('input')!r})"
 
 
+# Set by freeze_heap(): this process moved its start-up heap to the permanent generation.
+_HEAP_FROZEN = False
+# young objects a block must have built before its end promotes them (see no_gc_pauses): a
+# 10,000-entry map builds ~250,000; a patch of a serving table a few hundred
+PROMOTE_FROM = 20_000
+
+
+def freeze_heap() -> None:
+    """Collect, then move every object to the permanent generation (a gateway server, once it
+    is up: gateway.app); remembered, so no_gc_pauses never asks the collector."""
+    global _HEAP_FROZEN
+    gc.collect()
+    gc.freeze()
+    _HEAP_FROZEN = True
+
+
+def unfreeze_heap() -> None:
+    global _HEAP_FROZEN
+    gc.unfreeze()
+    _HEAP_FROZEN = False
+
+
 @contextmanager
 def no_gc_pauses() -> Iterator[None]:
     # Parsing allocates a container per value and frees none until the end, so the cyclic
@@ -112,13 +134,15 @@ def no_gc_pauses() -> Iterator[None]:
     try:
         yield
     finally:
-        if gc.get_freeze_count() == 0:
-            # What parsing built is alive (garbage went by reference counting) and would be
-            # scanned by the first young collection after this, then again by the middle one:
-            # ~90 ms for a 10,000-entry map, a fifth of the parse. freeze() + unfreeze() moves
-            # every tracked object to the oldest generation without a scan; a cycle among
-            # them is still found by the next full collection. Not in a process that froze
-            # its start-up heap (a gateway server): unfreeze() would undo that freeze.
+        # What a large block built is alive (garbage went by reference counting) and would be
+        # scanned by the first young collection after this, then by the middle one: ~90 ms of
+        # a 10,000-entry parse. freeze() + unfreeze() moves every tracked object to the oldest
+        # generation without a scan; a cycle among them is still found by the next full
+        # collection. Never where a heap was frozen, which unfreeze() would thaw: ours is
+        # known from freeze_heap(); another's costs gc.get_freeze_count(), a walk of every
+        # frozen object (~20 ms for a gateway's 330,000, with the GIL held), so it is asked
+        # only after a block large enough to be worth more than that walk.
+        if not _HEAP_FROZEN and gc.get_count()[0] >= PROMOTE_FROM and gc.get_freeze_count() == 0:
             gc.freeze()
             gc.unfreeze()
         gc.enable()

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from gateway.app import Gateway
+from gateway.map_loader import unfreeze_heap
 from gateway.settings import GatewaySettings
 from tests.support import asgi_client
 
@@ -146,5 +147,5 @@ async def test_a_server_process_freezes_what_start_up_built(tmp_path: Path) -> N
         await to_app.put({"type": "lifespan.shutdown"})
         assert (await from_app.get())["type"] == "lifespan.shutdown.complete"
     finally:
-        gc.unfreeze()  # the rest of the test run collects as usual
+        unfreeze_heap()  # the rest of the test run collects as usual
         await task
