@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import pickle
+import signal
 import struct
 import sys
 import time
@@ -126,7 +127,10 @@ def _ms(started: float) -> float:
 
 
 async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
-    hello = await read_frame(reader)
+    try:
+        hello = await read_frame(reader)
+    except EOFError:  # the gateway stopped before it said hello
+        return 0
     sys.path[:] = hello["sys_path"]
     try:
         candidates = Candidates(hello)
@@ -176,6 +180,8 @@ async def _main() -> int:
 
 def main() -> int:
     lower_priority()
+    # Ctrl-C reaches the whole process group; the gateway ends this process, by closing its pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="shadow worker %(process)d: %(levelname)s %(message)s")
     return asyncio.run(_main())
 
