@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,11 +32,11 @@ from gateway.map_schema import SAFE_METHODS, Owner
 from gateway.metrics import GatewayMetrics
 from gateway.shadow_budget import CpuBudget, metered
 from gateway.shadow_io import (
-    RequestBody,
     ResponseCapture,
     captured_request,
     read_body,
     replay,
+    run_copy,
     shadow_scope,
 )
 from gateway.shadow_processes import NoWorker, ShadowProcesses
@@ -318,27 +317,16 @@ class ShadowRunner:
         return outcome
 
     async def _run(self, side: Side, scope: Scope, body: bytes, route: Route) -> Outcome:
-        capture = ResponseCapture(route.shadow.max_body_bytes)
-        started = time.perf_counter()
-        try:
-            # in this task (asyncio.wait_for runs it in a task of its own on Python 3.11): its
-            # steps are charged by the caller's meter, the worker's or handle's, and only there
-            async with asyncio.timeout(route.shadow.timeout_ms / 1000):
-                await self._apps[side](scope, replay_bytes(body), capture.send)
-        except TimeoutError:
-            return Outcome(None, _ms(started), f"timeout after {route.shadow.timeout_ms} ms")
-        except Exception as exc:
-            return Outcome(None, _ms(started), f"{type(exc).__name__}: {exc}"[:300])
-        if not capture.complete:
-            return Outcome(None, _ms(started), "no complete response")
-        return Outcome(capture.result(), _ms(started))
+        # in this task: its steps are charged by the caller's meter, the worker's or handle's
+        rules = route.shadow
+        return Outcome(*await run_copy(self._apps[side], scope, body, rules.timeout_ms, rules.max_body_bytes))
 
     async def _run_elsewhere(
         self, processes: ShadowProcesses, side: Side, scope: Scope, body: bytes, route: Route
     ) -> Outcome:
         rules = route.shadow
         try:
-            reply = await processes.run(side, scope, body, rules.timeout_ms / 1000, rules.max_body_bytes)
+            reply = await processes.run(side, scope, body, rules.timeout_ms, rules.max_body_bytes)
         except NoWorker as exc:
             return Outcome(None, 0.0, skipped=exc.reason)
         if reply.kind == "skipped":
@@ -356,17 +344,9 @@ class ShadowRunner:
             self.on_outcome(request_id, outcome)
 
 
-def replay_bytes(body: bytes) -> Receive:
-    return replay(RequestBody([body], True), None)
-
-
 def _other(owner: Owner) -> Side:
     return Side.LEGACY if owner is Owner.NEW else Side.NEW
 
 
 def _other_side(side: Side) -> Side:
     return Side.LEGACY if side is Side.NEW else Side.NEW
-
-
-def _ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000

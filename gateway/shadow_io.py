@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from gateway.asgi import Message, Receive, Scope
+from gateway.asgi import ASGIApp, Message, Receive, Scope
 from gateway.exchange import Capture, CapturedRequest
 
 SHADOW_HEADER = b"x-gateway-shadow"
@@ -117,3 +118,32 @@ def shadow_scope(scope: Scope, mode: str) -> Scope:
     if "state" in scope:
         copy["state"] = dict(scope["state"])
     return copy
+
+
+def replay_bytes(body: bytes) -> Receive:
+    """A shadow copy's `receive`: the whole body, then nothing more, ever."""
+    return replay(RequestBody([body], True), None)
+
+
+async def run_copy(
+    app: ASGIApp, scope: Scope, body: bytes, timeout_ms: int, max_body_bytes: int
+) -> tuple[Capture | None, float, str | None]:
+    """One side on a copy of a request, in the caller's task (asyncio.timeout, not wait_for:
+    the steps stay the caller's, which the shadow budget's meter counts): the answer and the
+    milliseconds it took, or None and why there is no answer. Failures are returned, never raised."""
+    capture = ResponseCapture(max_body_bytes)
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout_ms / 1000):
+            await app(scope, replay_bytes(body), capture.send)
+    except TimeoutError:
+        return None, _ms(started), f"timeout after {timeout_ms} ms"
+    except Exception as exc:
+        return None, _ms(started), f"{type(exc).__name__}: {exc}"[:300]
+    if not capture.complete:
+        return None, _ms(started), "no complete response"
+    return capture.result(), _ms(started), None
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

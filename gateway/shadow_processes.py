@@ -94,7 +94,6 @@ class ShadowProcesses:
         self._keepers: list[asyncio.Task[None]] = []
         self._next_id = 0
         self._closing = False
-        self.restarts = 0
 
     @property
     def pids(self) -> list[int]:
@@ -112,9 +111,7 @@ class ShadowProcesses:
             async with asyncio.timeout(wait_s):
                 await asyncio.gather(*(ev.wait() for ev in started))
 
-    async def run(
-        self, side: Side, scope: Scope, body: bytes, timeout_s: float, max_body_bytes: int
-    ) -> Reply:
+    async def run(self, side: Side, scope: Scope, body: bytes, timeout_ms: int, max_body_bytes: int) -> Reply:
         """One copy through a worker. Raises NoWorker when none could take it or it was lost."""
         live = [w for w in self._workers if w.ready]
         if not live:
@@ -128,7 +125,8 @@ class ShadowProcesses:
         copy = {key: scope[key] for key in SCOPE_KEYS if key in scope}
         # a copy the worker cannot start soon is skipped there (compared late, against an owner
         # answer seconds old, it would say little); with no CPU even for that reply, here
-        request = (rid, side.value, copy, body, timeout_s, max_body_bytes, min(timeout_s, START_WITHIN_S))
+        timeout_s = timeout_ms / 1000
+        request = (rid, side.value, copy, body, timeout_ms, max_body_bytes, min(timeout_s, START_WITHIN_S))
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         worker.waiting[rid] = future
         try:
@@ -170,12 +168,10 @@ class ShadowProcesses:
                 code = await worker.process.wait()
                 if self._closing:
                     return
-                self._lost(worker, "worker_exited")
                 log.warning("shadow process %d (pid %s) exited with code %s; restarting it",
                             worker.index, worker.pid, code)  # fmt: skip
-                self.restarts += 1
             started.set()
-            await self._stop(worker, 1.0)
+            await self._stop(worker, 1.0)  # its copies in flight are skipped as worker_exited
             # a worker that ran for a while is restarted soon; one that keeps failing, ever slower
             if time.monotonic() - began > RESTART_S[1]:
                 backoff = RESTART_S[0]

@@ -9,7 +9,7 @@ serving process keeps only the hand-off (a pickle each way), the comparison and 
 Frames on both pipes are a 4-byte big-endian length and a pickle. The gateway sends one
 hello, `{"native_app", "legacy_app", "legacy_url", "remote_timeout", "remote_max_connections",
 "legacy_threads", "sys_path"}`, and the worker answers `("ready", pid)` or `("failed", reason)`;
-then requests `(id, side, scope, body, timeout_s, max_body_bytes, start_within_s)` and, for
+then requests `(id, side, scope, body, timeout_ms, max_body_bytes, start_within_s)` and, for
 each, a reply `(id, "ok", Capture, ms)`, `(id, "error", reason, ms)` or `(id, "skipped",
 reason, 0.0)`. A request this process could not start within `start_within_s` (the
 serving processes had every core) is skipped, not run late: its answer would only be
@@ -29,10 +29,14 @@ import sys
 import time
 from typing import Any
 
-from gateway.asgi import ASGIApp, Message, Receive
+from gateway.asgi import ASGIApp
+from gateway.bridge import LegacyBridge
 from gateway.exchange import Side
+from gateway.lifespan import ChildLifespan
+from gateway.loading import load_app
 from gateway.map_worker import lower_priority
-from gateway.shadow_io import ResponseCapture
+from gateway.remote import RemoteLegacy
+from gateway.shadow_io import run_copy
 
 log = logging.getLogger("gateway.shadow")
 HEADER = struct.Struct(">I")
@@ -54,31 +58,14 @@ async def read_frame(reader: asyncio.StreamReader) -> Any:
     return pickle.loads(data)
 
 
-def _body(data: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            await asyncio.Event().wait()  # like a client that stays connected: never disconnects
-        sent = True
-        return {"type": "http.request", "body": data, "more_body": False}
-
-    return receive
-
-
 class Candidates:
     """The two apps as this process runs them, and one copy of a request through one of them."""
 
     def __init__(self, hello: dict[str, Any]) -> None:
-        from gateway.bridge import LegacyBridge
-        from gateway.lifespan import ChildLifespan
-        from gateway.loading import load_app
-        from gateway.remote import RemoteLegacy
-
         self.native: ASGIApp = load_app(hello["native_app"])
+        self.legacy: LegacyBridge | RemoteLegacy
         if hello["legacy_url"]:
-            self.legacy: Any = RemoteLegacy(
+            self.legacy = RemoteLegacy(
                 hello["legacy_url"],
                 timeout=hello["remote_timeout"],
                 max_connections=hello["remote_max_connections"],
@@ -92,38 +79,22 @@ class Candidates:
         self.state: dict[str, Any] = {}
 
     async def run(self, request: tuple[Any, ...], received: float) -> tuple[Any, ...]:
-        rid, side, scope, body, timeout_s, max_body, start_within = request
+        rid, side, scope, body, timeout_ms, max_body, start_within = request
         if time.monotonic() - received > start_within:
             return rid, "skipped", STARTED_LATE, 0.0
         app = self.native if side == Side.NEW.value else self.legacy
         if "state" not in scope:
             scope["state"] = dict(self.state)
-        capture = ResponseCapture(max_body)
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(timeout_s):
-                await app(scope, _body(body), capture.send)
-        except TimeoutError:
-            return rid, "error", f"timeout after {round(timeout_s * 1000)} ms", _ms(started)
-        except Exception as exc:
-            return rid, "error", f"{type(exc).__name__}: {exc}"[:300], _ms(started)
-        if not capture.complete:
-            return rid, "error", "no complete response", _ms(started)
-        return rid, "ok", capture.result(), _ms(started)
+        capture, ms, error = await run_copy(app, scope, body, timeout_ms, max_body)
+        return (rid, "ok", capture, ms) if capture is not None else (rid, "error", error, ms)
 
     async def close(self) -> None:
         await self.lifespan.shutdown(5.0)
-        from gateway.bridge import LegacyBridge
-
         with contextlib.suppress(Exception):
             if isinstance(self.legacy, LegacyBridge):
                 await self.legacy.aclose(0)
             else:
                 await self.legacy.aclose()
-
-
-def _ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
 
 
 async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:

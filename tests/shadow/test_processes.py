@@ -52,9 +52,9 @@ async def test_a_copy_the_worker_could_not_start_in_time_is_skipped_not_run(demo
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
                  "scheme": "http", "path": "/api/products/1", "raw_path": b"/api/products/1", "root_path": "",
                  "query_string": b"", "headers": [(b"host", b"t")], "server": ("t", 80), "client": ("c", 1)}
-        late = await candidates.run((1, Side.NEW.value, dict(scope), b"", 1.0, 10_000, 0.5), time.monotonic() - 1)
+        late = await candidates.run((1, Side.NEW.value, dict(scope), b"", 1000, 10_000, 0.5), time.monotonic() - 1)
         assert late == (1, "skipped", STARTED_LATE, 0.0)
-        rid, kind, capture, _ = await candidates.run((2, Side.NEW.value, dict(scope), b"", 1.0, 10_000, 0.5),
+        rid, kind, capture, _ = await candidates.run((2, Side.NEW.value, dict(scope), b"", 1000, 10_000, 0.5),
                                                      time.monotonic())
         assert (rid, kind, capture.status) == (2, "ok", 200)
     finally:
