@@ -107,6 +107,7 @@ class Gateway:
             cpu_budget=settings.shadow_cpu_budget,
             cpu_ceiling=settings.shadow_cpu_ceiling,
             cpu_floor=settings.shadow_cpu_floor,
+            cpu_burst=settings.shadow_cpu_burst_ms / 1000,
             processes=self.shadow_processes,
         )
         token = settings.override_token

@@ -38,6 +38,8 @@ class GatewaySettings(BaseSettings):
     # (client requests and their legacy threads count), never less than `floor`
     shadow_cpu_ceiling: float = Field(0.75, gt=0, le=64)
     shadow_cpu_floor: float = Field(0.01, ge=0, le=1)
+    # the most shadow work that may run back to back, after an idle spell (the bucket's size)
+    shadow_cpu_burst_ms: float = Field(5.0, gt=0, le=1000)
     # > 0: queued shadow copies run in this many processes per gateway worker, at idle CPU
     # priority, instead of on the serving loop (gateway/shadow_processes.py)
     shadow_processes: int = Field(0, ge=0, le=64)

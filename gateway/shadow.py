@@ -30,7 +30,7 @@ from gateway.exchange import Capture, CapturedRequest, Difference, Side
 from gateway.fallback import FELL_BACK_KEY
 from gateway.map_schema import SAFE_METHODS, Owner
 from gateway.metrics import GatewayMetrics
-from gateway.shadow_budget import CpuBudget, metered
+from gateway.shadow_budget import BURST_S, CpuBudget, metered
 from gateway.shadow_io import (
     ResponseCapture,
     captured_request,
@@ -104,6 +104,7 @@ class ShadowRunner:
         cpu_budget: float = 1.0,
         cpu_ceiling: float = 1.0,
         cpu_floor: float = 0.0,
+        cpu_burst: float = BURST_S,
         processes: ShadowProcesses | None = None,
     ) -> None:
         # `legacy` is a separate instance from the one serving clients: shadows get their own
@@ -119,7 +120,7 @@ class ShadowRunner:
         # wanted and again when a worker takes it from the queue; charged all the gateway does
         # for a shadow (handle, then the worker's steps on the job), never the owner's own run
         # (and what is left below `cpu_ceiling` of a core while the process is busy, at least `cpu_floor`)
-        self.budget = CpuBudget(cpu_budget, ceiling=cpu_ceiling, floor=cpu_floor)
+        self.budget = CpuBudget(cpu_budget, ceiling=cpu_ceiling, floor=cpu_floor, burst=cpu_burst)
         self._charged = 0.0  # of budget.used, what the CPU counter has been told
         self._queue: asyncio.Queue[_Job] | None = None
         self._workers: list[asyncio.Task[None]] = []

@@ -6,10 +6,17 @@ capturing the owner's answer, handing the job to a worker, then every step of th
 copies, the candidate, the comparison, its record, the metrics). It is measured as it runs,
 as the wall time each step holds the loop (what delays client requests; on a core other
 processes share, that is more than its CPU time, so the budget gets stricter, never looser),
-and a bucket refills at that rate and holds one second's worth, so over any second shadows
-get at most `share` of the loop (plus the one shadow that overdraws it, which the next ones
-pay back). A shadow that finds the bucket empty is skipped and counted (reason `budget`): a
-busy server compares a sample of its shadows instead of slowing its clients.
+and a bucket refills at that rate, so over any second shadows get at most `share` of the
+loop (plus the one shadow that overdraws it, which the next ones pay back). A shadow that
+finds the bucket empty is skipped and counted (reason `budget`): a busy server compares a
+sample of its shadows instead of slowing its clients.
+
+The bucket holds at most `burst` seconds of work (5 ms by default), however long the gateway
+was idle: that is the most shadow work that can land at once on the client requests arriving
+after an idle spell. It used to hold one second's share (50 ms at 5 %), and the bench's open
+loop found it: every measurement began with a 50 ms burst of shadows, spent within its first
+0.2 s, and the 280 requests that arrived meanwhile waited 6-15 ms, enough to set the p99 of
+16,000 (bench/PROFILE.md, "Round two, fifth pass").
 
 Shadows also yield to a busy gateway: every SAMPLE_S the process's CPU time is read, and
 while the process (client requests, their legacy threads and shadows) uses more than
@@ -36,6 +43,7 @@ T = TypeVar("T")
 
 
 SAMPLE_S = 0.1  # how often the process's CPU time is read: a syscall, not on every request
+BURST_S = 0.005  # the most shadow work the bucket lets run back to back (GATEWAY_SHADOW_CPU_BURST_MS)
 
 
 class CpuBudget:
@@ -43,14 +51,14 @@ class CpuBudget:
         self,
         share: float,
         *,
-        window: float = 1.0,
+        burst: float = BURST_S,
         clock: Callable[[], float] = time.perf_counter,
         ceiling: float = 1.0,
         floor: float = 0.0,
         cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         self.share = share
-        self.capacity = share * window  # CPU seconds the bucket holds
+        self.capacity = min(share, burst)  # CPU seconds the bucket holds (a second's share at most)
         # what shadow work is measured with too (the runner times its own steps by it)
         self.clock = clock
         self.ceiling, self.floor = ceiling, min(floor, share)

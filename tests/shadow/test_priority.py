@@ -86,9 +86,17 @@ async def test_over_budget_shadows_are_skipped_and_counted_and_clients_get_their
     assert used == pytest.approx(gw.shadow.budget.used)
 
 
+async def test_the_burst_setting_sizes_the_budgets_bucket(make_gateway: MakeGateway) -> None:
+    gw, _ = await make_gateway(shadow_cpu_budget=0.5, shadow_cpu_burst_ms=20)
+    assert gw.shadow.budget.capacity == pytest.approx(0.02)
+    gw, _ = await make_gateway(shadow_cpu_budget=0.01, shadow_cpu_burst_ms=20)
+    assert gw.shadow.budget.capacity == pytest.approx(0.01)  # never more than a second's share
+
+
 async def test_under_budget_every_shadow_runs(make_gateway: MakeGateway) -> None:
-    # the default budget, and no ceiling: the test process itself is busy sending the requests
-    gw, sink = await make_gateway(shadow_cpu_budget=0.05, shadow_cpu_ceiling=64)
+    # the default share, a bucket that holds a second of it (30 shadows at once) and no
+    # ceiling: the test process itself is busy sending the requests
+    gw, sink = await make_gateway(shadow_cpu_budget=0.05, shadow_cpu_ceiling=64, shadow_cpu_burst_ms=50)
     async with asgi_client(gw.dispatcher) as c:
         answers = await asyncio.gather(*(c.get("/whoami") for _ in range(30)))
     assert all(a.status_code == 200 for a in answers)
@@ -187,7 +195,7 @@ def cpu_counter(runner: ShadowRunner) -> float:
 async def test_the_hand_off_on_the_request_path_is_charged_but_not_the_owner_s_run() -> None:
     clock = Clock()
     # no worker: the job stays queued, so all that is charged is what handle did
-    runner, _, route = await runner_with(answering(), CpuBudget(0.5, clock=clock), concurrency=0)
+    runner, _, route = await runner_with(answering(), CpuBudget(0.5, clock=clock, burst=1.0), concurrency=0)
     sent = await shadowed(runner, route, answering(clock, holds=10.0))  # the owner holds the loop 10 s
     assert [m.get("body") for m in sent] == [None, b"ok"]
     assert runner.queued == 1
@@ -228,7 +236,7 @@ async def test_shadows_yield_to_a_busy_gateway_and_run_again_once_it_has_headroo
 
 async def test_the_candidate_is_charged_once_with_all_of_its_job() -> None:
     clock = Clock()
-    runner, sink, route = await runner_with(answering(clock, holds=0.02), CpuBudget(0.5, clock=clock))
+    runner, sink, route = await runner_with(answering(clock, holds=0.02), CpuBudget(0.5, clock=clock, burst=1.0))
     await shadowed(runner, route, answering())
     await runner.drain()
     assert len(sink.comparisons) == 1 and not sink.errors
@@ -241,7 +249,7 @@ async def test_the_candidate_is_charged_once_with_all_of_its_job() -> None:
 
 async def test_the_inline_candidate_of_a_write_is_charged_once() -> None:
     clock = Clock()
-    runner, sink, route = await runner_with(answering(clock, holds=0.02), CpuBudget(0.5, clock=clock))
+    runner, sink, route = await runner_with(answering(clock, holds=0.02), CpuBudget(0.5, clock=clock, burst=1.0))
     await shadowed(runner, route, answering(), method="POST")  # the candidate runs before the owner
     await runner.drain()
     assert len(sink.comparisons) == 1 and not sink.errors
@@ -266,7 +274,7 @@ async def test_a_candidate_past_its_timeout_is_an_error_and_what_it_ran_is_charg
         clock.now += 0.003
         await asyncio.Event().wait()
 
-    runner, sink, route = await runner_with(hangs, CpuBudget(0.5, clock=clock), timeout_ms=50)
+    runner, sink, route = await runner_with(hangs, CpuBudget(0.5, clock=clock, burst=1.0), timeout_ms=50)
     await shadowed(runner, route, answering())
     await runner.drain()
     assert [e["error"] for e in sink.errors] == ["timeout after 50 ms"] and not sink.comparisons
