@@ -105,15 +105,24 @@ class AccessLog:
         return f'"route":"{route_id}","backend":"{backend}"'
 
     def answered(
-        self, prepared: str, request_id: str, method: str, path: str, status: int, latency_ms: float
+        self,
+        prepared: str,
+        request_id: str,
+        method: str,
+        path: str,
+        status: int,
+        latency_ms: float,
+        outcome: str | None = None,
     ) -> None:
-        """The dispatcher's path for a complete, unshadowed answer: the line `observe` would
-        write for its Exchange, with the route's part made once (`prepared`)."""
-        self._emit(
+        """The dispatcher's path for a complete answer with no comparison to wait for: the
+        line `observe` would write for its Exchange, with the route's part made once
+        (`prepared`); `outcome` is a shadow's outcome known before the answer (a skip)."""
+        line = (
             f'{{"time":"{self._time.now()}","request_id":"{request_id}",'
             f'"method":{_quote(method)},"path":{_quote(path)},'  # never the query
-            f'{prepared},"status":{status},"latency_ms":{latency_ms:.1f}}}'
+            f'{prepared},"status":{status},"latency_ms":{latency_ms:.1f}'
         )
+        self._write(line if outcome is None else f'{line},"shadow":{_quote(outcome)}')
 
     def observe(self, exchange: Exchange) -> None:
         """The dispatcher observer: write the line, or park it until the shadow outcome."""
@@ -128,6 +137,9 @@ class AccessLog:
         )
         if not exchange.complete:  # the side broke off after its status went out
             line += ',"incomplete":true'
+        if exchange.shadow_outcome is not None:  # known before the answer: nothing to wait for
+            self._write(f'{line},"shadow":{_quote(exchange.shadow_outcome)}')
+            return
         if exchange.shadowed:
             request_id = exchange.request_id
             deadline = self._clock() + exchange.route.shadow.timeout_ms / 1000 + self.margin_s

@@ -54,7 +54,14 @@ class AnswerLog(Protocol):
     def prepared(self, route_id: str, backend: str) -> str: ...
 
     def answered(
-        self, prepared: str, request_id: str, method: str, path: str, status: int, latency_ms: float
+        self,
+        prepared: str,
+        request_id: str,
+        method: str,
+        path: str,
+        status: int,
+        latency_ms: float,
+        outcome: str | None = None,
     ) -> None: ...
 
     def observe(self, exchange: Exchange) -> None: ...
@@ -180,14 +187,18 @@ class Dispatcher:
         fallback = route.fallback
         falls_back = side is Owner.NEW and fallback is not None and legacy_scope["method"] in fallback.methods
         shadow = self.shadow
-        if plan.may_shadow and shadow is not None and shadow.wanted(route, scope["method"]):
+        shadowing = plan.may_shadow and shadow is not None and shadow.wanted(route, scope["method"])
+        if shadowing and shadow is not None and not shadow.budget.allows():
+            # over the budget (most shadows of a busy gateway): counted here, and the request
+            # takes the plain path, its access-log line written at once with the skip in it
+            tagged.outcome = shadow.over_budget(route.id)
+            shadowing = False
+        if falls_back:
+            app = self._falling_back(app, legacy_scope, route, gated, request_id, shadowing, tagged.outcome)
+        if shadowing and shadow is not None:
             tagged.shadowed = True  # its access-log line waits for the comparison's outcome
-            if falls_back:
-                app = self._falling_back(app, legacy_scope, route, gated, request_id, True)
             call: Awaitable[None] = shadow.handle(scope, receive, tagged, route, app, side)
         else:
-            if falls_back:
-                app = self._falling_back(app, legacy_scope, route, gated, request_id, False)
             call = app(scope, receive, tagged)
         # awaited here, not in a helper coroutine: a frame less on every request. An exception
         # before any response becomes the gateway's own JSON 500, with the request id and the
@@ -261,7 +272,14 @@ class Dispatcher:
             await send_error(send, 413, "body_too_large", self._too_large_message(), request_id)
 
     def _falling_back(
-        self, native: ASGIApp, legacy_scope: Scope, route: Route, send: Send, request_id: str, shadowed: bool
+        self,
+        native: ASGIApp,
+        legacy_scope: Scope,
+        route: Route,
+        send: Send,
+        request_id: str,
+        shadowed: bool,
+        outcome: str | None,
     ) -> ASGIApp:
         """The new side with the route's fallback: a failure is answered by legacy, marked
         `X-Gateway-Fallback: <reason>` (X-Served-By says legacy, as it should, and the marker
@@ -277,6 +295,7 @@ class Dispatcher:
         send_legacy = _Tagged(send, plan, self, rid_header, request_id, False, legacy_scope)
         # a shadowed request's access-log line waits for the skip, like the new side's would
         send_legacy.shadowed = shadowed
+        send_legacy.outcome = outcome
 
         def unchecked(reason: str) -> None:
             self.metrics.fallback_unchecked.labels(route.id, reason).inc()
@@ -382,6 +401,8 @@ class Exchange:
     # False: the side raised after its status went out, so the client got a cut-off answer;
     # observers count it as that side's error, whatever the status said
     complete: bool = True
+    # the shadow's outcome when it was known before the answer (a skip for the budget)
+    shadow_outcome: str | None = None
 
 
 class _Tagged:
@@ -394,6 +415,7 @@ class _Tagged:
         "extra",
         "head",
         "limited",
+        "outcome",
         "plan",
         "request_id",
         "scope",
@@ -421,6 +443,7 @@ class _Tagged:
         self.status = 0
         self.done = False
         self.shadowed = False
+        self.outcome: str | None = None  # the shadow's, when known before the answer (a skip)
         self.limited: LimitedBody | None = None  # a chunked body counted against the limit
 
     @property
@@ -463,7 +486,7 @@ class _Tagged:
         scope = self.scope
         if log is not None and complete and not self.shadowed:
             method, path = scope["method"], scope["path"]
-            log.answered(plan.log_part, self.request_id, method, path, self.status, latency_ms)
+            log.answered(plan.log_part, self.request_id, method, path, self.status, latency_ms, self.outcome)
             log = None
         if log is None and not observers:
             return
@@ -477,6 +500,7 @@ class _Tagged:
             self.request_id,
             self.shadowed,
             complete,
+            self.outcome,
         )
         if log is not None:
             log.observe(exchange)

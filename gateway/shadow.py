@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from prometheus_client import Counter
+
 from gateway.asgi import REQUEST_ID_KEY, ASGIApp, Message, Receive, Scope, Send
 from gateway.compare import compare, compile_rules
 from gateway.exchange import Capture, CapturedRequest, Difference, Side
@@ -122,6 +124,8 @@ class ShadowRunner:
         # (and what is left below `cpu_ceiling` of a core while the process is busy, at least `cpu_floor`)
         self.budget = CpuBudget(cpu_budget, ceiling=cpu_ceiling, floor=cpu_floor, burst=cpu_burst)
         self._charged = 0.0  # of budget.used, what the CPU counter has been told
+        # route id -> its `budget` skip counter: the labels looked up once, not per skip
+        self._budget_skips: dict[str, Counter] = {}
         self._queue: asyncio.Queue[_Job] | None = None
         self._workers: list[asyncio.Task[None]] = []
         # told of every comparison (route, differed), e.g. by guards watching mismatch rates
@@ -156,6 +160,16 @@ class ShadowRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         self._tell_cpu()
+
+    def over_budget(self, route_id: str) -> str:
+        """A shadow the dispatcher skipped for the budget before calling `handle`: counted
+        (metrics, the parity record) like any skip; the outcome its access-log line carries."""
+        counter = self._budget_skips.get(route_id)
+        if counter is None:
+            counter = self._budget_skips[route_id] = self.metrics.shadow_skipped.labels(route_id, "budget")
+        counter.inc()
+        self.sink.record_skip(route_id=route_id, reason="budget")
+        return "skipped:budget"
 
     def wanted(self, route: Route, method: str) -> bool:
         rules = route.shadow

@@ -116,6 +116,18 @@ def test_an_outcome_reported_before_the_line_is_joined_to_it(route: Route, out: 
     assert log.parked == 0
 
 
+def test_an_outcome_known_with_the_answer_is_in_its_line_at_once(route: Route, out: Lines) -> None:
+    # a shadow the dispatcher skipped for the budget: nothing is parked, on either path
+    log = make_log(out, Clock())
+    log.answered(log.prepared(route.id, "legacy"), "r1", "GET", "/x", 200, 1.25, "skipped:budget")
+    log.observe(exchange(route, "r2", complete=False, shadow_outcome="skipped:budget"))
+    log.flush()
+    assert [(line["request_id"], line["shadow"]) for line in out.json] == [
+        ("r1", "skipped:budget"), ("r2", "skipped:budget")
+    ]
+    assert out.json[1]["incomplete"] is True and log.parked == 0
+
+
 def test_the_same_request_id_twice_keeps_both_lines_in_order(route: Route, out: Lines) -> None:
     log = make_log(out, Clock())
     log.observe(exchange(route, "dup", shadowed=True, status=200))

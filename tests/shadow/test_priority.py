@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.asgi import ASGIApp, Message, Receive, Scope, Send
+from gateway.logs import ACCESS_LOGGER
 from gateway.map_schema import DEFAULT_SHADOW, Owner, ShadowSettings, Unsafe, merge_shadow
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
@@ -84,6 +87,32 @@ async def test_over_budget_shadows_are_skipped_and_counted_and_clients_get_their
     assert gw.shadow.budget.used > 0  # the shadow that ran was charged, and says so
     used = gw.metrics.registry.get_sample_value("gateway_shadow_cpu_seconds_total")
     assert used == pytest.approx(gw.shadow.budget.used)
+
+
+async def test_a_shadow_skipped_for_the_budget_is_logged_with_its_answer_not_parked(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the dispatcher asks the budget before the shadow runner: a skip takes the plain path,
+    # and its access-log line is written with the answer, the skip in it
+    monkeypatch.setattr(logging.getLogger(ACCESS_LOGGER), "propagate", True)
+    gw, sink = await make_gateway(shadow_cpu_budget=1e-9)
+    gw.shadow.budget.charge(1.0)  # spent: every shadow from here on is skipped
+
+    async def not_called(*args: object) -> None:
+        raise AssertionError("a skipped shadow never reaches the runner's handle")
+
+    monkeypatch.setattr(gw.shadow, "handle", not_called)
+    assert gw.access_log is not None
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        async with asgi_client(gw.dispatcher) as c:
+            r = await c.get("/whoami", headers={"X-Request-ID": "over-1"})
+            assert (r.status_code, r.headers["x-served-by"]) == (200, "legacy")
+            assert gw.access_log.parked == 0
+            gw.access_log.flush()
+    [line] = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == ACCESS_LOGGER]
+    assert (line["request_id"], line["status"], line["shadow"]) == ("over-1", 200, "skipped:budget")
+    assert sink.skips == [{"route_id": "whoami", "reason": "budget"}] and not sink.comparisons
+    assert skipped(gw, "budget") == 1
 
 
 async def test_the_burst_setting_sizes_the_budgets_bucket(make_gateway: MakeGateway) -> None:
