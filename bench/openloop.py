@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 Sample = tuple[float, float, bool]  # (time.time() it was due, latency ms, 2xx)
 
@@ -149,3 +150,23 @@ async def capacity(host: str, port: int, path: str, *, seconds: float, connectio
     for t in transports:
         t.close()
     return rate
+
+
+async def calibrate(
+    cores_at: Callable[[float], Awaitable[float]], rate: float, load: float
+) -> tuple[float, float]:
+    """The open-loop rate at which a server uses `load` of its core, from a first guess
+    (`rate`, e.g. that share of wrk's capacity), and the cores it used there; `cores_at(r)`
+    drives it at r for a few seconds and returns the cores it used.
+
+    A share of wrk's capacity is not that share of a core: requests arriving one at a time
+    each wake the loop (and a WSGI thread) on their own, so a server costs up to twice as
+    much per request as under wrk's 32 busy connections. At half wrk's rate the gateway
+    already used 0.80-0.92 of its core, the knee where any extra work sets the p99 (bench/
+    PROFILE.md, "Round two, fifth pass"). Two corrections, each by the cores the last rate used.
+    """
+    cores = float("nan")
+    for _ in range(2):
+        cores = await cores_at(rate)
+        rate *= load / max(cores, 0.05)
+    return rate, cores

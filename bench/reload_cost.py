@@ -8,8 +8,8 @@ entries (bench/bench_parse_map.py's `generated_map`); `child` parses reloads in 
 process (GATEWAY_RELOAD_IN_CHILD=1, the default), `thread` on a thread of the gateway (=0),
 `base` is the tree of --base (before issue 12: every reload parsed on a thread, and the
 start-up heap not frozen), run from `git archive`. This process, pinned to BENCH_LOAD_CPU,
-drives /bench/native/items/1 with an open-loop generator (bench/openloop.py) at --load of
-the capacity it measures first.
+drives /bench/native/items/1 with an open-loop generator (bench/openloop.py) at the rate at
+which the first gateway uses --load of its core (`openloop.calibrate`).
 
 Each round drives every variant in turn (odd rounds forwards, even backwards): a quiet window,
 then the map file is rewritten (one filler entry's owner flipped, a temp file renamed over it,
@@ -198,14 +198,28 @@ async def main_async(args: argparse.Namespace) -> int:
                 variants.append(Variant(name, server, map_path, text))
             os.sched_setaffinity(0, {int(c) for c in settings.load_cpu.split(",")})
             capacity = await openloop.capacity("127.0.0.1", variants[0].server.port, TARGET, seconds=3)
-            rate = capacity * args.load
+            first = variants[0].server
+
+            async def cores_at(rate: float) -> float:
+                tree = [first.process.pid, *descendants(first.process.pid)]
+                cpu0, t0 = cpu_seconds(tree), time.monotonic()
+                conns = args.connections
+                gen = openloop.OpenLoop("127.0.0.1", first.port, TARGET, rate=rate, connections=conns)
+                run = asyncio.create_task(gen.run())
+                await asyncio.sleep(3)
+                gen.stop()
+                await run
+                return (cpu_seconds(tree) - cpu0) / (time.monotonic() - t0)
+
+            rate, cores = await openloop.calibrate(cores_at, capacity * args.load, args.load)
             print(
                 f"# {args.entries:,} filler entries + the bench routes, {len(text) / 1024:,.0f} KB; "
                 f"uvicorn {flag_text}; servers on CPU {settings.server_cpu}, load on {settings.load_cpu}"
             )
             print(
                 f"# capacity {capacity:,.0f} req/s (closed loop, 32 connections); driving {rate:,.0f} req/s "
-                f"open loop ({args.load:.0%}), quiet window {args.quiet:g} s"
+                f"open loop, the rate at which the first gateway used {args.load:.0%} of its core "
+                f"({cores:.2f} cores measured), quiet window {args.quiet:g} s"
             )
             k = 0
             for v in variants:  # a round not counted: the first collections after start-up, caches
@@ -273,14 +287,19 @@ def main(argv: list[str] | None = None) -> int:
         "base: --base's tree",
     )
     parser.add_argument("--base", default="c7f367f", help="the commit `base` runs: the tree before issue 12")
-    parser.add_argument("--load", type=float, default=0.5, help="share of the measured capacity to drive")
+    parser.add_argument(
+        "--load", type=float, default=0.5, help="share of a core the first gateway uses at the driven rate"
+    )
     parser.add_argument("--quiet", type=float, default=3.0, help="seconds of the quiet window per round")
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections of the generator")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout, for bench/extras.py")
     parser.add_argument("--quick", action="store_true", help="2 rounds")
     args = parser.parse_args(argv)
-    if args.json and "--variants" not in (argv if argv is not None else sys.argv[1:]):
+    given = argv if argv is not None else sys.argv[1:]
+    if args.json and "--variants" not in given:
         args.variants = "child"  # make bench: this tree as it runs by default
+    if args.json and "--rounds" not in given:
+        args.rounds = 6  # make bench: the median of 6 reloads, where one window's stall moves 4 a lot
     if args.quick:
         args.rounds = min(args.rounds, 2)
     with contextlib.suppress(ImportError):

@@ -8,12 +8,13 @@ A closed-loop load generator (wrk: each connection sends its next request when t
 is answered) measures a saturated server: there every bit of shadow CPU lowers throughput
 and, since latency is then connections / throughput, raises every percentile. What a user
 sees is an open loop: requests arrive at their own rate, whatever the server is doing. So
-this harness drives each gateway at a fixed rate (SI_LOAD x the shadow-off capacity it
-measures first), requests scheduled at fixed intervals on keep-alive HTTP/1.1 connections
-and never held back by a slow answer; a request's latency runs from its scheduled time when
-its connection was still busy then (the wait the server caused counts: no coordinated
-omission), from its send time otherwise (the client's own timer slack does not). wrk's
-closed-loop p99 is measured too, for comparison with `make bench`.
+this harness drives each gateway at a fixed rate (the rate at which the first variant's
+shadow-off gateway uses SI_LOAD of its core, calibrated first: `calibrate`), requests
+scheduled at fixed intervals on keep-alive HTTP/1.1 connections and never held back by a
+slow answer; a request's latency runs from its scheduled time when its connection was
+still busy then (the wait the server caused counts: no coordinated omission), from its send
+time otherwise (the client's own timer slack does not). wrk's closed-loop p99 is measured
+too, for comparison with `make bench`.
 
 Variants, side by side in one run (each a real `uvicorn --factory gateway.app:create_app`
 process over bench/bench_map.yaml, pinned to SI_SERVER_CPU; the generator and wrk run on
@@ -22,8 +23,8 @@ with SI_VARIANTS, e.g. `after,nobudget=GATEWAY_SHADOW_CPU_BUDGET=1`; `make bench
 `after` and `processes` (GATEWAY_SHADOW_PROCESSES=1: the candidates in a shadow process). Rounds interleave
 every variant and mode, odd rounds forwards, even ones backwards.
 
-Settings: SI_BEFORE (c7f367f), SI_VARIANTS (before,after), SI_ROUNDS (3), SI_DURATION (8 s
-per open-loop measurement), SI_WRK_DURATION (5), SI_LOAD (0.5), SI_RATE (req/s; overrides
+Settings: SI_BEFORE (c7f367f), SI_VARIANTS (before,after), SI_ROUNDS (3; 5 with --json), SI_DURATION (8 s
+per open-loop measurement), SI_WRK_DURATION (5), SI_LOAD (0.5 of a core), SI_RATE (req/s; overrides
 SI_LOAD), SI_CONNECTIONS (32), SI_OUT (bench/SHADOW_ISOLATION.md; empty: print only).
 """
 
@@ -42,7 +43,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import promtext, wrk
+from bench import openloop, promtext, wrk
 from bench.configs import base_env, gateway_env, prepare, snapshot, uvicorn_flags
 from bench.procstat import core_busy_seconds, cpu_seconds
 from bench.servers import ROOT, Server, Servers, free_port, signals_raise
@@ -267,11 +268,28 @@ def measure(
     return out
 
 
+def calibrate(server: Server, capacity: float, load: float, connections: int) -> float:
+    """The open-loop rate at which the first variant's shadow-off gateway uses `load` of its core."""
+    pid = server.serving_pid()
+
+    async def cores_at(rate: float) -> float:
+        cpu0, t0 = cpu_seconds([pid]), time.monotonic()
+        await open_loop(server.port, MODES["off"], rate=rate, seconds=3, connections=connections)
+        cores = (cpu_seconds([pid]) - cpu0) / (time.monotonic() - t0)
+        print(f"calibration: {rate:.0f} req/s used {cores:.2f} cores", file=sys.stderr, flush=True)
+        return cores
+
+    rate, _ = asyncio.run(openloop.calibrate(cores_at, capacity * load, load))
+    return rate
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def render(samples: list[Sample], variants: list[str], rate: float, capacity: float, meta: str) -> str:
+def render(
+    samples: list[Sample], variants: list[str], rate: float, capacity: float, meta: str, load: float
+) -> str:
     lines = [
         "# Shadow isolation: primary latency with shadows off, 25 % and 100 %",
         "",
@@ -281,7 +299,8 @@ def render(samples: list[Sample], variants: list[str], rate: float, capacity: fl
         + (
             "set with SI_RATE"
             if capacity != capacity
-            else f"shadow-off capacity measured with wrk: {capacity:,.0f} req/s"
+            else f"the rate at which the shadow-off gateway used {load:.0%} of its core, "
+            f"calibrated by bench.shadow_isolation.calibrate; its capacity under wrk: {capacity:,.0f} req/s"
         )
         + "). Closed loop: wrk, 32 connections. p50/p99 are medians over "
         "the rounds; the ratio is p99(shadow) / p99(off) of the same variant, median of the "
@@ -371,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         # the defaults, and the candidates in a shadow process of their own
         os.environ.setdefault("SI_VARIANTS", f"after,{PROCESSES}=GATEWAY_SHADOW_PROCESSES=1")
         os.environ.setdefault("SI_OUT", "")
-    rounds = int(env_str("SI_ROUNDS", "1" if quick else "3"))
+    # make bench: 5 rounds, since a p99 ratio of 8 s windows moves by 0.3 from round to round
+    rounds = int(env_str("SI_ROUNDS", "1" if quick else "5" if as_json else "3"))
     seconds = float(env_str("SI_DURATION", "3" if quick else "8"))
     wrk_seconds = float(env_str("SI_WRK_DURATION", "2" if quick else "5"))
     connections = int(env_str("SI_CONNECTIONS", "32"))
@@ -403,7 +423,9 @@ def main(argv: list[str] | None = None) -> int:
                         for _ in range(2)
                     ]
                 )
-                rate = capacity * float(env_str("SI_LOAD", "0.5"))
+                rate = calibrate(
+                    variants[0].server, capacity, float(env_str("SI_LOAD", "0.5")), connections
+                )
             print(f"rate {rate:.0f} req/s (capacity {capacity:.0f})", file=sys.stderr, flush=True)
             plan = [(v, m) for v in variants for m in MODES]
             samples: list[Sample] = []
@@ -431,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
         f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
         f"{finished}, {(time.time() - started) / 60:.1f} min."
     )
-    text = render(samples, [v.name for v in variants], rate, capacity, meta)
+    load = float(env_str("SI_LOAD", "0.5"))
+    text = render(samples, [v.name for v in variants], rate, capacity, meta, load)
     if as_json:
         body = text.split("\n", 2)[2]  # the section, without the document's own title
         title = "Shadow isolation: primary latency with shadows off, 25 % and 100 %"
