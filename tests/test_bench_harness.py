@@ -6,6 +6,7 @@ the numbers they print honest.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench import promtext, report, wrk
+from bench import openloop, promtext, report, wrk
 from bench.configs import Settings, plan, post_body
 
 WRK_OUTPUT = """\
@@ -327,3 +328,18 @@ def test_an_extra_that_fails_or_prints_no_json_is_an_error_not_a_result(tmp_path
     failed = extras.run_one("failing_extra", quick=True, cwd=str(tmp_path), env=env)
     assert silent["error"].startswith("noisy_extra printed no JSON result")
     assert failed == {"error": "failing_extra exited with 1: no wrk here"}
+
+
+def test_the_open_loop_is_calibrated_to_a_share_of_a_core_not_of_wrks_capacity() -> None:
+    # a server that costs more per request the fewer arrive at once (as the gateway does):
+    # 0.89 cores at half of wrk's 4,000 req/s; the rate that uses half a core is found
+    asked: list[float] = []
+
+    async def cores_at(rate: float) -> float:
+        asked.append(rate)
+        return rate * (400e-6 + 0.2 / max(rate, 1.0) ** 0.5 * 1e-3 * 10)
+
+    rate, cores = asyncio.run(openloop.calibrate(cores_at, 2000.0, 0.5))
+    assert asked[0] == 2000.0 and len(asked) == 2
+    assert cores == pytest.approx(asyncio.run(cores_at(asked[1])))
+    assert abs(asyncio.run(cores_at(rate)) - 0.5) < 0.05
