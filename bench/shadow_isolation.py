@@ -300,7 +300,7 @@ def render(
             "set with SI_RATE"
             if capacity != capacity
             else f"the rate at which the shadow-off gateway used {load:.0%} of its core, "
-            f"calibrated by bench.shadow_isolation.calibrate; its capacity under wrk: {capacity:,.0f} req/s"
+            f"calibrated by bench.openloop.calibrate; its capacity under wrk: {capacity:,.0f} req/s"
         )
         + "). Closed loop: wrk, 32 connections. p50/p99 are medians over "
         "the rounds; the ratio is p99(shadow) / p99(off) of the same variant, median of the "

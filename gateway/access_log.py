@@ -117,12 +117,12 @@ class AccessLog:
         """The dispatcher's path for a complete answer with no comparison to wait for: the
         line `observe` would write for its Exchange, with the route's part made once
         (`prepared`); `outcome` is a shadow's outcome known before the answer (a skip)."""
-        line = (
+        end = "}" if outcome is None else f',"shadow":{_quote(outcome)}}}'
+        self._emit(
             f'{{"time":"{self._time.now()}","request_id":"{request_id}",'
             f'"method":{_quote(method)},"path":{_quote(path)},'  # never the query
-            f'{prepared},"status":{status},"latency_ms":{latency_ms:.1f}'
+            f'{prepared},"status":{status},"latency_ms":{latency_ms:.1f}{end}'
         )
-        self._write(line if outcome is None else f'{line},"shadow":{_quote(outcome)}')
 
     def observe(self, exchange: Exchange) -> None:
         """The dispatcher observer: write the line, or park it until the shadow outcome."""
