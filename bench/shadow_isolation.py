@@ -395,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = float(env_str("SI_DURATION", "3" if quick else "8"))
     wrk_seconds = float(env_str("SI_WRK_DURATION", "2" if quick else "5"))
     connections = int(env_str("SI_CONNECTIONS", "32"))
+    load = float(env_str("SI_LOAD", "0.5"))  # of a core, at the open loop's rate
     before_ref = env_str("SI_BEFORE", "c7f367f")
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, {int(LOAD_CPU)})
@@ -423,9 +424,7 @@ def main(argv: list[str] | None = None) -> int:
                         for _ in range(2)
                     ]
                 )
-                rate = calibrate(
-                    variants[0].server, capacity, float(env_str("SI_LOAD", "0.5")), connections
-                )
+                rate = calibrate(variants[0].server, capacity, load, connections)
             print(f"rate {rate:.0f} req/s (capacity {capacity:.0f})", file=sys.stderr, flush=True)
             plan = [(v, m) for v in variants for m in MODES]
             samples: list[Sample] = []
@@ -453,7 +452,6 @@ def main(argv: list[str] | None = None) -> int:
         f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
         f"{finished}, {(time.time() - started) / 60:.1f} min."
     )
-    load = float(env_str("SI_LOAD", "0.5"))
     text = render(samples, [v.name for v in variants], rate, capacity, meta, load)
     if as_json:
         body = text.split("\n", 2)[2]  # the section, without the document's own title

@@ -186,16 +186,18 @@ class Dispatcher:
             tagged.limited = limited
         fallback = route.fallback
         falls_back = side is Owner.NEW and fallback is not None and legacy_scope["method"] in fallback.methods
-        shadow = self.shadow
-        shadowing = plan.may_shadow and shadow is not None and shadow.wanted(route, scope["method"])
-        if shadowing and shadow is not None and not shadow.budget.allows():
+        shadow = self.shadow if plan.may_shadow else None
+        if shadow is not None and not shadow.wanted(route, scope["method"]):
+            shadow = None
+        if shadow is not None and not shadow.budget.allows():
             # over the budget (most shadows of a busy gateway): counted here, and the request
             # takes the plain path, its access-log line written at once with the skip in it
             tagged.outcome = shadow.over_budget(route.id)
-            shadowing = False
+            shadow = None
         if falls_back:
-            app = self._falling_back(app, legacy_scope, route, gated, request_id, shadowing, tagged.outcome)
-        if shadowing and shadow is not None:
+            shadowed = shadow is not None
+            app = self._falling_back(app, legacy_scope, route, gated, request_id, shadowed, tagged.outcome)
+        if shadow is not None:
             tagged.shadowed = True  # its access-log line waits for the comparison's outcome
             call: Awaitable[None] = shadow.handle(scope, receive, tagged, route, app, side)
         else:

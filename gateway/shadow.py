@@ -182,6 +182,8 @@ class ShadowRunner:
         runtime state or an override chose; the other side gets the copy."""
         rules = route.shadow
         budget = self.budget
+        # the dispatcher has asked already (its skips never get here, see over_budget); asked
+        # again for other callers: one clock reading, on the few shadows the budget lets run
         if not budget.allows():
             self._skip(scope, route.id, "budget")
             await owner_app(scope, receive, send)
