@@ -13,7 +13,11 @@ themselves. Each round, for the GET and the POST workloads, wrk drives in turn:
 - `naive_proxy`: FastAPI + one plain `httpx.AsyncClient` (bench/baselines.py) to the upstream.
 
 req/s are the medians over the rounds; the CPU each process used per request (/proc) is
-given beside them, which a shared machine moves much less. `--profile N` then samples the
+given beside them, which a shared machine moves much less, and how often per request the
+upstream's threads waited (voluntary context switches): beside wrk on one core, the upstream
+waits about twice as often when its requests come from a proxy on the other core as when wrk
+sends them, and pays ~25 µs more per request for it; `--wrk-cpu 0` gives the upstream its
+core to itself, so that its requests come from the other core in every configuration. `--profile N` then samples the
 gateway with `py-spy record --gil` for N seconds under the GET load and charges the samples
 as bench/profile.py does (profiles/remote-keepalive.{txt,svg}, and the summary on stdout).
 """
@@ -35,7 +39,8 @@ from typing import Any
 from bench import wrk
 from bench.bench_http_clients import tree_cpu_s, upstream_commands
 from bench.configs import BENCH_DIR, gateway_env, prepare, uvicorn_flags
-from bench.servers import Server, Servers, free_port, signals_raise
+from bench.procstat import voluntary_switches
+from bench.servers import Server, Servers, descendants, free_port, signals_raise
 
 WORKLOADS = {"get": "/bench/legacy/items/1", "post": "/bench/legacy/echo"}
 OUT = BENCH_DIR / "profiles"
@@ -81,6 +86,8 @@ def drive(
     script = BENCH_DIR / "post.lua" if workload == "post" else None
     cmd = wrk.command(url, seconds=seconds, connections=args.connections, script=script, cpu=args.wrk_cpu)
     before = {name: tree_cpu_s(s) for name, s in servers.items()}
+    upstream_pids = [servers["upstream"].process.pid, *descendants(servers["upstream"].process.pid)]
+    waits_before = voluntary_switches(upstream_pids)
     out = subprocess.run(
         cmd,
         check=True,
@@ -96,6 +103,8 @@ def drive(
         "errors": run.errors,
         "proxy_cpu_us": cpu[target] if target != "upstream" else 0.0,
         "upstream_cpu_us": cpu["upstream"],
+        # the upstream's threads waiting, per request: where its requests come from changes it
+        "upstream_waits": (voluntary_switches(upstream_pids) - waits_before) / max(run.requests, 1),
     }
 
 
@@ -160,7 +169,9 @@ def main(argv: list[str] | None = None) -> None:
                         print(
                             f"round {r + 1} {workload:4} {target:12} {result['rps']:7.0f} req/s "
                             f"p99 {result['p99_ms']:6.1f} ms  proxy {result['proxy_cpu_us']:6.0f} µs/req  "
-                            f"upstream {result['upstream_cpu_us']:5.0f} µs/req  errors {result['errors']}",
+                            f"upstream {result['upstream_cpu_us']:5.0f} µs/req "
+                            f"{result['upstream_waits']:4.2f} waits/req  "
+                            f"errors {result['errors']}",
                             file=sys.stderr,
                             flush=True,
                         )
@@ -168,8 +179,8 @@ def main(argv: list[str] | None = None) -> None:
                 summary = profile(args, servers)
     lines = [
         "| workload | target | req/s | x upstream | p99 ms | proxy CPU µs/req | upstream CPU µs/req "
-        "| errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| upstream waits/req | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     rows = []
     for workload in workloads:
@@ -185,13 +196,15 @@ def main(argv: list[str] | None = None) -> None:
                 "p99_ms": statistics.median(r["p99_ms"] for r in mine),
                 "proxy_cpu_us": statistics.median(r["proxy_cpu_us"] for r in mine),
                 "upstream_cpu_us": statistics.median(r["upstream_cpu_us"] for r in mine),
+                "upstream_waits": statistics.median(r["upstream_waits"] for r in mine),
                 "errors": sum(r["errors"] for r in mine),
             }
             rows.append(row)
             ratio = f"{row['rps'] / base:.2f}" if base else "—"
             lines.append(
                 f"| {workload} | {target} | {row['rps']:,.0f} | {ratio} | {row['p99_ms']:.1f} | "
-                f"{row['proxy_cpu_us']:,.0f} | {row['upstream_cpu_us']:,.0f} | {row['errors']} |"
+                f"{row['proxy_cpu_us']:,.0f} | {row['upstream_cpu_us']:,.0f} | {row['upstream_waits']:.2f} | "
+                f"{row['errors']} |"
             )
     print("\n".join(lines))
     for workload in workloads:

@@ -85,6 +85,7 @@ class Measurement:
     path: str
     expect_side: str | None = None  # X-Served-By the gateway must answer with ("new", "legacy")
     also: tuple[str, ...] = ()  # servers whose CPU is part of this configuration (a proxied gunicorn)
+    wrk_on_server_core: bool = False  # wrk pinned beside the servers, not on the load core
 
     @property
     def key(self) -> str:
@@ -148,6 +149,15 @@ def plan() -> list[Measurement]:
                 Measurement("gunicorn_ka", workload, "gunicorn_ka", p("legacy")),
                 Measurement("gw_remote_ka", workload, "gateway_remote_ka", p("legacy"), "legacy", also=ka),
                 Measurement("naive_proxy_ka", workload, "naive_proxy_ka", p("legacy"), also=ka),
+                # the same upstream and gateway, wrk moved to the gateway's core: the upstream has
+                # its core to itself, and its requests come from the other core in both (beside
+                # wrk, the upstream's threads block twice as often per request when the gateway
+                # sends them as when wrk does: bench/PROFILE.md, "Round two, sixth pass")
+                Measurement("gunicorn_ka_own", workload, "gunicorn_ka", p("legacy"), wrk_on_server_core=True),
+                Measurement(
+                    "gw_remote_ka_own", workload, "gateway_remote_ka", p("legacy"), "legacy",
+                    also=ka, wrk_on_server_core=True,
+                ),
             ]
     # past one core: every process on both cores (wrk shares the second), legacy and native routes
     out += [

@@ -67,20 +67,24 @@ def preflight(m: Measurement, server: Server, body: bytes) -> str:
     return f"{len(data)} B"
 
 
+def wrk_command(m: Measurement, url: str, settings: Settings, seconds: float) -> list[str]:
+    """wrk for one measurement: on the load core, or beside the servers when `m` says so."""
+    return wrk.command(
+        url + m.path,
+        seconds=seconds,
+        connections=settings.connections,
+        threads=settings.threads,
+        script=BENCH_DIR / "post.lua" if m.method == "POST" else None,
+        cpu=settings.server_cpu if m.wrk_on_server_core else settings.load_cpu,
+    )
+
+
 def run_wrk(
     m: Measurement, servers: dict[str, Server], settings: Settings, seconds: float, workdir: Path
 ) -> dict[str, Any]:
     server = servers[m.server]
     involved = [server, *(servers[name] for name in m.also)]
-    script = BENCH_DIR / "post.lua" if m.method == "POST" else None
-    cmd = wrk.command(
-        server.url + m.path,
-        seconds=seconds,
-        connections=settings.connections,
-        threads=settings.threads,
-        script=script,
-        cpu=settings.load_cpu,
-    )
+    cmd = wrk_command(m, server.url, settings, seconds)
     env = {**os.environ, "BENCH_POST_BODY": str(workdir / "post.json")}
     is_gateway = m.server.startswith("gateway")
     before = scrape(server) if is_gateway else None

@@ -31,6 +31,20 @@ def thread_cpu_seconds(pid: int) -> dict[int, float]:
     return {int(tid): _stat_cpu(f"/proc/{pid}/task/{tid}/stat") for tid in tids}
 
 
+def voluntary_switches(pids: Iterable[int]) -> int:
+    """How often the processes' threads so far gave up the CPU to wait (for a socket, a lock,
+    the GIL), from /proc/<pid>/task/*/status; threads gone are not counted."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            total += int(line.split()[1])
+    return total
+
+
 def core_busy_seconds(cpu: str) -> float:
     """CPU time one core (`"0"`), or all of them (`""`), spent on anything, every process
     included, from /proc/stat: all but idle and iowait."""

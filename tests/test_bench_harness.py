@@ -277,6 +277,21 @@ def test_settings_quick_mode_and_overrides() -> None:
     assert Settings.from_env({}).repeats >= 3
 
 
+def test_the_upstream_of_its_own_core_is_driven_from_the_servers_core() -> None:
+    from bench.measure import wrk_command
+
+    settings = Settings(server_cpu="0", load_cpu="1")
+    by_config = {(m.config, m.workload): m for m in plan()}
+    # the same servers in both keep-alive topologies; only where wrk runs differs
+    for config in ("gunicorn_ka", "gw_remote_ka"):
+        usual, own = by_config[(config, "post")], by_config[(f"{config}_own", "post")]
+        assert (usual.server, usual.also) == (own.server, own.also)
+        assert wrk_command(usual, "http://h", settings, 5)[:3] == ["taskset", "-c", "1"]
+        cmd = wrk_command(own, "http://h", settings, 5)
+        assert cmd[:3] == ["taskset", "-c", "0"] and cmd[-1] == "http://h" + own.path
+        assert cmd[cmd.index("-s") + 1].endswith("post.lua")
+
+
 def test_plan_covers_every_ratio() -> None:
     planned = {(m.config, m.workload) for m in plan()}
     for spec in report.RATIOS:
