@@ -48,7 +48,8 @@ def main() -> int:
                     "per measurement": f"warm-up {settings.warmup:g} s, then {settings.repeats} x "
                     f"{settings.duration:g} s (rounds: every configuration once per round)",
                     "wrk": f"{settings.threads} thread, {settings.connections} connections, --latency, "
-                    f"pinned to CPU {settings.load_cpu}",
+                    f"pinned to CPU {settings.load_cpu} (the `_own` keep-alive rows: to CPU "
+                    f"{settings.server_cpu}, beside the gateway, the upstream's core to itself)",
                     "servers": f"one process each (1 worker), pinned to CPU {settings.server_cpu}, 127.0.0.1",
                     "uvicorn (every ASGI server)": uvicorn_desc,
                     "gunicorn": "-w 1 -k sync --log-level warning",
