@@ -17,9 +17,10 @@ given beside them, which a shared machine moves much less, and how often per req
 upstream's threads waited (voluntary context switches): beside wrk on one core, the upstream
 waits about twice as often when its requests come from a proxy on the other core as when wrk
 sends them, and pays ~25 µs more per request for it; `--wrk-cpu 0` gives the upstream its
-core to itself, so that its requests come from the other core in every configuration. `--profile N` then samples the
-gateway with `py-spy record --gil` for N seconds under the GET load and charges the samples
-as bench/profile.py does (profiles/remote-keepalive.{txt,svg}, and the summary on stdout).
+core to itself, so that its requests come from the other core in every configuration.
+`--profile N` then samples the gateway with `py-spy record --gil` for N seconds under the GET
+load and charges the samples as bench/profile.py does (profiles/remote-keepalive.{txt,svg},
+and the summary on stdout).
 """
 
 from __future__ import annotations
