@@ -48,7 +48,7 @@ from typing import Any, Protocol
 from bench.apps import STREAM_CHUNK, STREAM_CHUNKS
 from bench.configs import post_body, prepare, uvicorn_flags
 from bench.procstat import cpu_seconds
-from bench.servers import Server, Servers, descendants, free_port, signals_raise
+from bench.servers import Server, Servers, free_port, signals_raise
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade"})
 LIMIT = 64  # aiohttp's connections: more than the requests in flight
@@ -294,7 +294,7 @@ class Run:
 
 
 def tree_cpu_s(server: Server) -> float:
-    return cpu_seconds([server.process.pid, *descendants(server.process.pid)])
+    return cpu_seconds(server.pids())
 
 
 def request_headers(port: int, method: str) -> Headers:

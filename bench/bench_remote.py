@@ -41,7 +41,7 @@ from bench import wrk
 from bench.bench_http_clients import tree_cpu_s, upstream_commands
 from bench.configs import BENCH_DIR, gateway_env, prepare, uvicorn_flags
 from bench.procstat import voluntary_switches
-from bench.servers import Server, Servers, descendants, free_port, signals_raise
+from bench.servers import Server, Servers, free_port, signals_raise
 
 WORKLOADS = {"get": "/bench/legacy/items/1", "post": "/bench/legacy/echo"}
 OUT = BENCH_DIR / "profiles"
@@ -87,7 +87,7 @@ def drive(
     script = BENCH_DIR / "post.lua" if workload == "post" else None
     cmd = wrk.command(url, seconds=seconds, connections=args.connections, script=script, cpu=args.wrk_cpu)
     before = {name: tree_cpu_s(s) for name, s in servers.items()}
-    upstream_pids = [servers["upstream"].process.pid, *descendants(servers["upstream"].process.pid)]
+    upstream_pids = servers["upstream"].pids()
     waits_before = voluntary_switches(upstream_pids)
     out = subprocess.run(
         cmd,

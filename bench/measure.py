@@ -15,11 +15,7 @@ from typing import Any
 from bench import promtext, report, wrk
 from bench.configs import BENCH_DIR, Measurement, Settings, plan, start_servers
 from bench.procstat import core_busy_seconds, cpu_seconds
-from bench.servers import Server, Servers, descendants, http_get
-
-
-def _tree(server: Server) -> list[int]:
-    return [server.process.pid, *descendants(server.process.pid)]
+from bench.servers import Server, Servers, http_get
 
 
 def _children_cpu_s() -> float:
@@ -88,7 +84,7 @@ def run_wrk(
     env = {**os.environ, "BENCH_POST_BODY": str(workdir / "post.json")}
     is_gateway = m.server.startswith("gateway")
     before = scrape(server) if is_gateway else None
-    pids = [pid for s in involved for pid in _tree(s)]
+    pids = [pid for s in involved for pid in s.pids()]
     ours0, busy0, wrk0, wall0 = cpu_seconds(pids), core_busy_seconds(""), _children_cpu_s(), time.monotonic()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
     ours1, busy1, wrk1, wall1 = cpu_seconds(pids), core_busy_seconds(""), _children_cpu_s(), time.monotonic()

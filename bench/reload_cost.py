@@ -40,7 +40,7 @@ from typing import Any
 from bench import configs, openloop
 from bench.bench_parse_map import generated_map
 from bench.procstat import core_busy_seconds, cpu_seconds
-from bench.servers import ROOT, Server, Servers, descendants, http_get, signals_raise
+from bench.servers import ROOT, Server, Servers, http_get, signals_raise
 
 TARGET = "/bench/native/items/1"
 TAIL = 0.25  # seconds after the new map was seen that still count as the reload's
@@ -94,7 +94,7 @@ async def one_round(
 ) -> dict[str, float]:
     new_text = flip(v.text, k)
     new_sha = hashlib.sha256(new_text.encode()).hexdigest()
-    tree = [v.server.process.pid, *descendants(v.server.process.pid)]
+    tree = v.server.pids()
     ticks0, busy0 = cpu_seconds(tree), core_busy_seconds(cpu)
     gen = openloop.OpenLoop("127.0.0.1", v.server.port, TARGET, rate=rate, connections=conns)
     run = asyncio.create_task(gen.run())
@@ -120,7 +120,7 @@ async def one_round(
     gen.stop()
     samples = await run
     v.text = new_text
-    tree = [v.server.process.pid, *descendants(v.server.process.pid)]
+    tree = v.server.pids()
     ticks, busy = cpu_seconds(tree) - ticks0, core_busy_seconds(cpu) - busy0
     quiet = [lat for at, lat, ok in samples if q0 <= at < written and ok]
     during = [lat for at, lat, ok in samples if written <= at < seen + TAIL and ok]
@@ -201,7 +201,7 @@ async def main_async(args: argparse.Namespace) -> int:
             first = variants[0].server
 
             async def cores_at(rate: float) -> float:
-                tree = [first.process.pid, *descendants(first.process.pid)]
+                tree = first.pids()
                 cpu0, t0 = cpu_seconds(tree), time.monotonic()
                 conns = args.connections
                 gen = openloop.OpenLoop("127.0.0.1", first.port, TARGET, rate=rate, connections=conns)

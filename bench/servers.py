@@ -43,13 +43,15 @@ class Server:
         except OSError:
             return ""
 
+    def pids(self) -> list[int]:
+        """The launcher and every process it started (gunicorn's or uvicorn's workers), now."""
+        return [self.process.pid, *descendants(self.process.pid)]
+
     def serving_pid(self) -> int:
         """The pid that accepts this server's connections: the launcher itself or one of its
         descendants (gunicorn's worker, uvicorn's worker when there is a supervisor)."""
         inodes = listening_inodes(self.port)
-        found = [
-            pid for pid in [self.process.pid, *descendants(self.process.pid)] if holds_socket(pid, inodes)
-        ]
+        found = [pid for pid in self.pids() if holds_socket(pid, inodes)]
         if not found:
             raise RuntimeError(f"{self.name}: no process of {self.process.pid}'s tree listens on {self.port}")
         return found[-1]  # the deepest: a worker rather than the master that forked it
