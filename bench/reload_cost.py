@@ -7,9 +7,11 @@ pinned to BENCH_SERVER_CPU), each with its own copy of a map of the bench routes
 entries (bench/bench_parse_map.py's `generated_map`); `child` parses reloads in a niced child
 process (GATEWAY_RELOAD_IN_CHILD=1, the default), `thread` on a thread of the gateway (=0),
 `base` is the tree of --base (before issue 12: every reload parsed on a thread, and the
-start-up heap not frozen), run from `git archive`. This process, pinned to BENCH_LOAD_CPU,
-drives /bench/native/items/1 with an open-loop generator (bench/openloop.py) at the rate at
-which the first gateway uses --load of its core (`openloop.calibrate`).
+start-up heap not frozen), run from `git archive`, and `base-child` the same tree with its
+reloads in the child (an A/B of a change to the child's path: --base the commit before it).
+This process, pinned to BENCH_LOAD_CPU, drives /bench/native/items/1 with an open-loop
+generator (bench/openloop.py) at the rate at which the first gateway uses --load of its core
+(`openloop.calibrate`).
 
 Each round drives every variant in turn (odd rounds forwards, even backwards): a quiet window,
 then the map file is replaced (one filler entry's owner flipped, a temp file renamed over it,
@@ -185,7 +187,7 @@ async def main_async(args: argparse.Namespace) -> int:
         text = map_text(args.entries)
         variants: list[Variant] = []
         base_src = workdir / "base-src"
-        if "base" in args.variants.split(","):
+        if {"base", "base-child"} & set(args.variants.split(",")):
             export(args.base, base_src)
         with (
             Servers(workdir, cpu=settings.server_cpu, cwd=src) as servers,
@@ -196,10 +198,11 @@ async def main_async(args: argparse.Namespace) -> int:
                 map_dir.mkdir()
                 map_path = map_dir / "bench_map.yaml"
                 map_path.write_text(text)
-                child = {"child": "1", "thread": "0", "base": "0"}[name]
+                child = {"child": "1", "thread": "0", "base": "0", "base-child": "1"}[name]
+                of_base = name.startswith("base")
                 port = configs.free_port()
                 # `base` runs the tree of --base (python -m puts its cwd first on sys.path)
-                env_of = configs.base_env(workdir, base_src) if name == "base" else env
+                env_of = configs.base_env(workdir, base_src) if of_base else env
                 server_env = configs.gateway_env(
                     env_of,
                     workdir,
@@ -208,7 +211,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     GATEWAY_RELOAD_IN_CHILD=child,
                 )
                 argv = [sys.executable, "-m", "uvicorn", *flags, "--host", "127.0.0.1", "--port", str(port)]
-                server = (base_servers if name == "base" else servers).start(
+                server = (base_servers if of_base else servers).start(
                     f"gw_{name}",
                     [*argv, "--factory", "gateway.app:create_app"],
                     port=port,
@@ -311,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         "--variants",
         default="child,base",
         help="child: reloads in the niced process; thread: this tree, GATEWAY_RELOAD_IN_CHILD=0; "
-        "base: --base's tree",
+        "base: --base's tree, GATEWAY_RELOAD_IN_CHILD=0; base-child: --base's tree with the child",
     )
     parser.add_argument("--base", default="c7f367f", help="the commit `base` runs: the tree before issue 12")
     parser.add_argument(

@@ -39,7 +39,6 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.gil_slices import short_gil_slices
 from gateway.map_loader import (
     Delta,
     LoadedMap,
@@ -222,7 +221,7 @@ class MapParser:
                     raise MapError(list(reply[1]))
                 if reply[0] == "bug":
                     return self._load_here(raw, file)  # raises it here, with its stack, for the log
-                with no_gc_pauses(), short_gil_slices():
+                with no_gc_pauses():
                     loaded = self._assemble(file, *reply[1:])
             except WorkerDied as exc:
                 log.warning("map parser process failed (%s); parsing %s in-process", exc, file)
@@ -363,8 +362,7 @@ class MapParser:
             proc.stdin.flush()
             while True:
                 self._wait_for(proc)
-                with short_gil_slices():  # the serving loop waits on this thread from here on
-                    reply = _read(proc.stdout)
+                reply = _read(proc.stdout)
                 if not self._unread:
                     break
                 self._unread -= 1

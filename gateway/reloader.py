@@ -22,7 +22,6 @@ from pathlib import Path
 
 import watchfiles
 
-from gateway.gil_slices import short_gil_slices
 from gateway.map_loader import LoadedMap, MapError, load_bytes, load_map, no_gc_pauses, read_map
 from gateway.map_schema import Owner
 from gateway.map_worker import MapParser
@@ -77,12 +76,6 @@ class MapHolder:
         return self.parser.load(raw, str(self.path))
 
     def _install(self, loaded: LoadedMap) -> None:
-        # ~5-10 ms of CPU on this thread, the audit write included: in short GIL slices, so that
-        # the serving loop, each time it wakes meanwhile, waits 0.5 ms for the GIL and not 5 ms
-        with short_gil_slices():
-            self._swap(loaded)
-
-    def _swap(self, loaded: LoadedMap) -> None:
         serving = (self.loaded, self.table) if self.loaded is not None and self.table is not None else None
         with no_gc_pauses():  # a full collection over a 10,000-route heap stalls requests ~0.2 s
             table = build_table(loaded, serving)
