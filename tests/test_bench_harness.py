@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -358,3 +359,19 @@ def test_the_open_loop_is_calibrated_to_a_share_of_a_core_not_of_wrks_capacity()
     assert asked[0] == 2000.0 and len(asked) == 2
     assert cores == pytest.approx(asyncio.run(cores_at(asked[1])))
     assert abs(asyncio.run(cores_at(rate)) - 0.5) < 0.05
+
+
+def test_the_reload_bench_stages_the_next_map_and_swaps_it_in_as_just_saved(tmp_path: Path) -> None:
+    from bench.reload_cost import stage, swap_in
+
+    served = tmp_path / "bench_map.yaml"
+    served.write_text("old\n")
+    old = time.time() - 60
+    os.utime(served, (old, old))
+    tmp = stage(served, "new\n")
+    os.utime(tmp, (old, old))  # written a while before the swap, as in the warm-up
+    assert served.read_text() == "old\n" and tmp.parent == served.parent and tmp.name.startswith(".")
+    before = time.time()
+    swap_in(tmp, served)
+    assert served.read_text() == "new\n" and not tmp.exists()
+    assert served.stat().st_mtime >= before - 1  # fresh: the gateway's settle wait applies
