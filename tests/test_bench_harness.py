@@ -375,3 +375,27 @@ def test_the_reload_bench_stages_the_next_map_and_swaps_it_in_as_just_saved(tmp_
     swap_in(tmp, served)
     assert served.read_text() == "new\n" and not tmp.exists()
     assert served.stat().st_mtime >= before - 1  # fresh: the gateway's settle wait applies
+
+
+def test_shadow_isolation_reports_the_p99_pooled_over_the_rounds_beside_the_median_of_ratios() -> None:
+    from bench.shadow_isolation import Sample, pooled_p99, ratios_of, render
+
+    def sample(mode: str, latencies: list[float]) -> Sample:
+        s = Sample("after", mode, "open", 1.0, sorted(latencies)[int(0.99 * len(latencies))], len(latencies),
+                   0, 0.5, {"compared": 1.0})
+        s.latencies_ms = latencies
+        return s
+
+    calm = [1.0] * 990 + [2.0] * 10  # p99 2.0
+    stalled = [1.0] * 960 + [9.0] * 40  # one round with a stall: p99 9.0
+    samples = [sample("off", calm), sample("25", calm), sample("off", calm), sample("25", stalled),
+               sample("off", calm), sample("25", calm)]
+    # the median of the round ratios (1, 4.5, 1) says 1.0; pooled, the stall's 40 requests are the top 1 %
+    shadowed = [s for s in samples if s.mode == "25"]
+    assert pooled_p99(shadowed) == 9.0 and pooled_p99([s for s in samples if s.mode == "off"]) == 2.0
+    rows = {r["name"]: r for r in ratios_of(samples, "after") if r["workload"] == "open loop, fixed rate"}
+    assert rows["shadow 25 %: primary p99 / shadow off p99"]["value"] == 1.0
+    pooled = rows["shadow 25 %: primary p99 / shadow off p99, pooled over the rounds"]
+    assert pooled["value"] == 4.5 and pooled["target"] is None  # reported; the target keeps its statistic
+    line = next(x for x in render(samples, ["after"], 800.0, 3000.0, "", 0.5).splitlines() if "| open | 25 |" in x)
+    assert line.split(" | ")[6:8] == ["1.00", "4.50"]
