@@ -20,12 +20,12 @@ written before the quiet window, while the generator warms up, and only touched 
 the write time: writing 1 MB on the generator's loop stalled its sends for 1-2.6 ms, and the
 requests due then counted as slow ones of the reload's. Touched, it is as new as a saved file,
 so the gateway waits out its settle time (gateway/reloader.py SETTLE_S) as it would in use.
-"Near the swap" counts the requests due within SWAP_S of the moment the new table took over
-(/_gateway/health's last_reload.at) that were slower than the quiet window's p99: ~1 % of
-them would be by chance. A request counts
-for the reload window when it was scheduled between the write and 0.25 s after the new map was
-seen (the audit entry of the change is written just after the swap), for the quiet window when
-scheduled in the quiet seconds before the write. Latency runs from the scheduled send time.
+A request counts for the reload window when it was scheduled between the write and 0.25 s
+after the new map was seen (the audit entry of the change is written just after the swap), for
+the quiet window when scheduled in the quiet seconds before the write. Latency runs from the
+scheduled send time. "Near the swap" counts the requests due within SWAP_S of the moment the
+new table took over (/_gateway/health's last_reload.at) that were slower than the quiet
+window's p99: ~1 % of them would be by chance.
 """
 
 from __future__ import annotations

@@ -72,10 +72,15 @@ class OpenLoop:
     late: int = 0  # requests sent after their scheduled time because their connection was busy
 
     def pct(self, q: float) -> float:
-        data = sorted(self.latencies_ms)
-        if not data:
-            return float("nan")
-        return data[min(len(data) - 1, int(q * len(data)))]
+        return percentile(self.latencies_ms, q)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of `values`, nearest rank; nan for none."""
+    data = sorted(values)
+    if not data:
+        return float("nan")
+    return data[min(len(data) - 1, int(q * len(data)))]
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -238,8 +243,7 @@ class Sample:
 def pooled_p99(samples: list[Sample]) -> float:
     """The p99 of every open-loop request of these samples: 5 rounds of ~6,500 requests rest
     on ~325 slow ones, where one round's p99 rests on ~65 and a stall of the machine moves it."""
-    data = sorted(lat for s in samples for lat in s.latencies_ms)
-    return data[min(len(data) - 1, int(0.99 * len(data)))] if data else float("nan")
+    return percentile([lat for s in samples for lat in s.latencies_ms], 0.99)
 
 
 def measure(
@@ -271,9 +275,9 @@ def measure(
         others = max(0.0, (core_busy_seconds(SERVER_CPU) - core0) / took - cores)
         time.sleep(1.5)  # queued shadows finish and are counted with their measurement
         shadows = promtext.delta(shadow_counts(server, ROUTES[mode]), before)
-        sample = Sample(variant.name, mode, kind, p50, p99, n, errors, cores, shadows, late, others, rps)
-        sample.latencies_ms = latencies
-        out.append(sample)
+        out.append(Sample(
+            variant.name, mode, kind, p50, p99, n, errors, cores, shadows, late, others, rps, latencies
+        ))
         time.sleep(0.5)
     return out
 
@@ -375,10 +379,10 @@ def ratios_of(samples: list[Sample], variant: str, label: str = "") -> list[dict
     follows each row's name (a variant other than the defaults says what it changed)."""
     out: list[dict[str, object]] = []
     for kind, load in (("open", "open loop, fixed rate"), ("wrk", "wrk, closed loop")):
-        off = [s.p99_ms for s in samples if (s.variant, s.kind, s.mode) == (variant, kind, "off")]
+        offs = [s for s in samples if (s.variant, s.kind, s.mode) == (variant, kind, "off")]
         for mode, target in (("25", P99_TARGET), ("100", None)):
             mine = [s for s in samples if (s.variant, s.kind, s.mode) == (variant, kind, mode)]
-            values = [s.p99_ms / o for s, o in zip(mine, off, strict=False) if o]
+            values = [s.p99_ms / o.p99_ms for s, o in zip(mine, offs, strict=False) if o.p99_ms]
             strict = kind == "open" and target is not None  # what users feel; wrk's is in the main table
             out.append({
                 "name": f"shadow {mode} %: primary p99 / shadow off p99{label}", "workload": load,
@@ -386,7 +390,6 @@ def ratios_of(samples: list[Sample], variant: str, label: str = "") -> list[dict
                 "op": "<=" if strict else None, "target": target if strict else None,
             })
             if kind == "open" and mine:
-                offs = [s for s in samples if (s.variant, s.kind, s.mode) == (variant, kind, "off")]
                 out.append({
                     "name": f"shadow {mode} %: primary p99 / shadow off p99, pooled over the rounds{label}",
                     "workload": load, "value": pooled_p99(mine) / pooled_p99(offs),
