@@ -19,6 +19,7 @@ from gateway.logs import configure_logging
 from gateway.map_loader import freeze_heap
 from gateway.map_worker import MapParser
 from gateway.metrics import GatewayMetrics
+from gateway.native_routes import NativeRoutes
 from gateway.parity.recorder import ParityRecorder
 from gateway.reloader import MapHolder, MapWatcher
 from gateway.remote import RemoteLegacy
@@ -149,6 +150,7 @@ class Gateway:
             metrics=self.metrics,  # every answer is counted, and shown to its route's guard
             access_log=self.access_log,
             max_body_bytes=settings.max_body_bytes,
+            native_routes=NativeRoutes.install(self.native) if settings.native_route_shortcut else None,
         )
 
     async def startup(self, state: dict[str, Any] | None = None) -> None:

@@ -24,6 +24,7 @@ from gateway.errors import send_error
 from gateway.fallback import FALLBACK_HEADER, serve_with_fallback
 from gateway.map_schema import Owner
 from gateway.metrics import AnswerSeries, GatewayMetrics
+from gateway.native_routes import VIEW_KEY, NativeRoutes
 from gateway.reloader import MapHolder
 from gateway.request_limits import LimitedBody, dot_segment
 from gateway.rollout.runtime import Rollout
@@ -71,7 +72,9 @@ class _Plan:
     """What the request path needs of one (route, side), worked out once per routing table:
     the X-Served-By header, the metrics series, the guard, the access log's route part."""
 
-    __slots__ = ("backend", "guard", "log_part", "may_shadow", "route", "series", "served_by", "side")
+    __slots__ = (
+        "backend", "guard", "log_part", "may_shadow", "native_view", "route", "series", "served_by", "side",
+    )  # fmt: skip
 
     def __init__(self, dispatcher: Dispatcher, route: Route, side: Owner) -> None:
         self.route, self.side = route, side
@@ -84,6 +87,10 @@ class _Plan:
         log = dispatcher.access_log
         self.log_part = log.prepared(route.id, backend) if log is not None else ""
         self.may_shadow = dispatcher.shadow is not None and route.shadow.sample > 0
+        # the native router's scan cut down to the routes this entry's URLs can reach: for the
+        # new side, and for its shadow copies and fallbacks, whichever side owns the request
+        native = dispatcher.native_routes
+        self.native_view = native.view_for(route.path) if native is not None else None
 
 
 class Dispatcher:
@@ -101,8 +108,10 @@ class Dispatcher:
         access_log: AnswerLog | None = None,
         observers: tuple[Callable[[Exchange], None], ...] = (),
         max_body_bytes: int = 10 * 1024 * 1024,
+        native_routes: NativeRoutes | None = None,
     ) -> None:
         self.max_body_bytes = max_body_bytes
+        self.native_routes = native_routes
         # every answered request is counted (metrics), shown to the route's guard and written
         # to the access log by the dispatcher itself, from what `_Plan` prepared; observers
         # are told of each one too, with an `Exchange` built for them
@@ -174,6 +183,8 @@ class Dispatcher:
             await app(scope, receive, send)
             return
         plan = self._plan(table, route, side)
+        if plan.native_view is not None:
+            scope[VIEW_KEY] = (path, plan.native_view)
         legacy_scope = scope
         # FastAPI routes answer GET but not HEAD (Flask answers both); so that HEAD keeps
         # working after a route moves, the native side gets a GET and the body is dropped

@@ -19,6 +19,8 @@ class GatewaySettings(BaseSettings):
     legacy_url: str | None = None
     # the native side: any ASGI app (or factory) by import string
     native_app: str = "features.main:create_app"
+    # the native router tries only the routes a map entry's URLs can reach (gateway/native_routes.py)
+    native_route_shortcut: bool = True
     # the demo seed function, by import string, for `gateway seed`
     seed: str = "legacy_flask.seed:seed"
 
