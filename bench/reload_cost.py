@@ -48,6 +48,7 @@ from typing import Any
 
 from bench import configs, openloop
 from bench.bench_parse_map import generated_map
+from bench.openloop import percentile
 from bench.procstat import core_busy_seconds, cpu_seconds
 from bench.servers import ROOT, Server, Servers, http_get, signals_raise
 
@@ -144,7 +145,7 @@ async def one_round(
     during = [lat for at, lat, ok in samples if written <= at < seen + TAIL and ok]
     control = [lat for at, lat, ok in samples if control_from <= at < control_to and ok]
     errors = sum(1 for _, _, ok in samples if not ok)
-    quiet_p99 = pct(quiet, 99)
+    quiet_p99 = percentile(quiet, 0.99)
     near = [lat for at, lat, ok in samples if abs(at - swapped) <= SWAP_S and ok]
     v.quiet += quiet
     v.during += during
@@ -152,11 +153,11 @@ async def one_round(
     v.reloads.append(seen - written)
     row = {
         "reload_s": seen - written,
-        "quiet_p50": pct(quiet, 50),
+        "quiet_p50": percentile(quiet, 0.50),
         "quiet_p99": quiet_p99,
-        "control_p99": pct(control, 99),
-        "reload_p50": pct(during, 50),
-        "reload_p99": pct(during, 99),
+        "control_p99": percentile(control, 0.99),
+        "reload_p50": percentile(during, 0.50),
+        "reload_p99": percentile(during, 0.99),
         "n_quiet": len(quiet),
         "n_reload": len(during),
         "n_near": len(near),
@@ -168,13 +169,6 @@ async def one_round(
     row["ratio_p99"] = row["reload_p99"] / row["quiet_p99"] if row["quiet_p99"] else float("nan")
     v.rounds.append(row)
     return row
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -284,12 +278,13 @@ async def main_async(args: argparse.Namespace) -> int:
             slow = sum(row["slow_near"] for row in v.rounds)
             due = sum(row["n_near"] for row in v.rounds)
             worst = max((row["near_max"] for row in v.rounds), default=float("nan"))
+            quiet99, during99, control99 = (percentile(x, 0.99) for x in (v.quiet, v.during, v.control))
             print(
                 f"| {v.name} | {len(v.reloads)} | {statistics.median(v.reloads):.2f}, {max(v.reloads):.2f} "
-                f"| {pct(v.quiet, 50):.2f} / {pct(v.quiet, 99):.2f} ms "
-                f"| {pct(v.during, 50):.2f} / {pct(v.during, 99):.2f} ms "
-                f"| {pct(v.during, 99) / pct(v.quiet, 99):.2f} | {statistics.median(ratios):.2f} "
-                f"| {pct(v.control, 99):.2f} ms ({pct(v.control, 99) / pct(v.quiet, 99):.2f}) "
+                f"| {percentile(v.quiet, 0.50):.2f} / {quiet99:.2f} ms "
+                f"| {percentile(v.during, 0.50):.2f} / {during99:.2f} ms "
+                f"| {during99 / quiet99:.2f} | {statistics.median(ratios):.2f} "
+                f"| {control99:.2f} ms ({control99 / quiet99:.2f}) "
                 f"| {slow:.0f} / {due:.0f} ({worst:.1f} ms) | {others:.0%} |"
             )
         args.measured = [(v, capacity, rate) for v in variants]

@@ -23,9 +23,10 @@ with SI_VARIANTS, e.g. `after,nobudget=GATEWAY_SHADOW_CPU_BUDGET=1`; `make bench
 `after` and `processes` (GATEWAY_SHADOW_PROCESSES=1: the candidates in a shadow process). Rounds interleave
 every variant and mode, odd rounds forwards, even ones backwards.
 
-Settings: SI_BEFORE (c7f367f), SI_VARIANTS (before,after), SI_ROUNDS (3; 5 with --json), SI_DURATION (8 s
-per open-loop measurement), SI_WRK_DURATION (5), SI_LOAD (0.5 of a core), SI_RATE (req/s; overrides
-SI_LOAD), SI_CONNECTIONS (32), SI_OUT (bench/SHADOW_ISOLATION.md; empty: print only).
+Settings: SI_BEFORE (c7f367f), SI_VARIANTS (before,after), SI_ROUNDS (3; 10 with --json), SI_DURATION
+(8 s per open-loop measurement; 5 with --json), SI_WRK_DURATION (5; 3 with --json), SI_LOAD (0.5 of a
+core), SI_RATE (req/s; overrides SI_LOAD), SI_CONNECTIONS (32), SI_OUT (bench/SHADOW_ISOLATION.md; empty:
+print only).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from pathlib import Path
 
 from bench import openloop, promtext, wrk
 from bench.configs import base_env, gateway_env, prepare, snapshot, uvicorn_flags
+from bench.openloop import percentile
 from bench.procstat import core_busy_seconds, cpu_seconds
 from bench.servers import ROOT, Server, Servers, free_port, signals_raise
 
@@ -73,14 +75,6 @@ class OpenLoop:
 
     def pct(self, q: float) -> float:
         return percentile(self.latencies_ms, q)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) of `values`, nearest rank; nan for none."""
-    data = sorted(values)
-    if not data:
-        return float("nan")
-    return data[min(len(data) - 1, int(q * len(data)))]
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -246,6 +240,22 @@ def pooled_p99(samples: list[Sample]) -> float:
     return percentile([lat for s in samples for lat in s.latencies_ms], 0.99)
 
 
+TRIM_FROM = 4  # rounds a mode needs before its worst one is left out of trimmed_p99
+
+
+def trimmed_p99(samples: list[Sample]) -> float:
+    """pooled_p99 less the round with the highest p99, once there are TRIM_FROM rounds or more.
+
+    A stall of the machine (this VM's run 10-21 ms, in a shadow-off window as often as in a
+    shadowed one) lands in one window of one mode, and pooled, its requests can be the top 1 %
+    of all five rounds. A cost of the shadows is in every round of its mode, so leaving out
+    each mode's worst round (the same rule for shadow off) keeps it and drops the stall."""
+    if len(samples) >= TRIM_FROM:
+        worst = max(samples, key=lambda s: s.p99_ms)
+        samples = [s for s in samples if s is not worst]
+    return pooled_p99(samples)
+
+
 def measure(
     variant: Variant, mode: str, *, rate: float, seconds: float, wrk_seconds: float, connections: int
 ) -> list[Sample]:
@@ -317,13 +327,15 @@ def render(
             f"calibrated by bench.openloop.calibrate; its capacity under wrk: {capacity:,.0f} req/s"
         )
         + "). Closed loop: wrk, 32 connections. p50/p99 are medians over "
-        "the rounds; the ratio is p99(shadow) / p99(off) of the same variant, median of the "
+        "the rounds; `p99 / off` is p99(shadow) / p99(off) of the same variant, median of the "
         "round-by-round ratios (the two sides ran minutes apart at most); pooled, the p99 of every "
-        "open-loop request of the rounds against the same of shadow off (reported, not the target's).",
+        "open-loop request of the rounds against the same of shadow off; trimmed (the target's, from "
+        f"{TRIM_FROM} rounds on), the same pooled p99s with each mode's worst round left out.",
         "",
-        "| variant | load | mode | req/s | p50 ms | p99 ms | p99 / off | pooled p99 / off | server cores "
-        "| others on its core | shadows compared | skipped (by reason) | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | load | mode | req/s | p50 ms | p99 ms | p99 / off | trimmed p99 / off "
+        "| pooled p99 / off | server cores | others on its core | shadows compared | skipped (by reason) "
+        "| errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant in variants:
         for kind in ("open", "wrk"):
@@ -334,9 +346,10 @@ def render(
                 if not mine:
                     continue
                 ratios = [s.p99_ms / o for s, o in zip(mine, off_by_round, strict=False) if o]
-                pooled = "—"
+                pooled = trimmed = "—"
                 if mode != "off" and kind == "open":
                     pooled = f"{pooled_p99(mine) / pooled_p99(offs):.2f}"
+                    trimmed = f"{trimmed_p99(mine) / trimmed_p99(offs):.2f}"
                 compared = sum(s.shadows.get("compared", 0) for s in mine)
                 skipped: dict[str, float] = {}
                 for s in mine:
@@ -354,7 +367,7 @@ def render(
                     f"{median([s.rps for s in mine]):,.0f} | "
                     f"{median([s.p50_ms for s in mine]):.2f} | {median([s.p99_ms for s in mine]):.2f} | "
                     f"{'—' if mode == 'off' else f'{median(ratios):.2f}'} | "
-                    f"{pooled} | "
+                    f"{trimmed} | {pooled} | "
                     f"{median([s.server_cores for s in mine]):.2f} | "
                     f"{median([s.others_cores for s in mine]):.2f} | {compared:,.0f} | {skip_text} | "
                     f"{sum(s.errors for s in mine)} |"
@@ -383,18 +396,22 @@ def ratios_of(samples: list[Sample], variant: str, label: str = "") -> list[dict
         for mode, target in (("25", P99_TARGET), ("100", None)):
             mine = [s for s in samples if (s.variant, s.kind, s.mode) == (variant, kind, mode)]
             values = [s.p99_ms / o.p99_ms for s, o in zip(mine, offs, strict=False) if o.p99_ms]
-            strict = kind == "open" and target is not None  # what users feel; wrk's is in the main table
-            out.append({
-                "name": f"shadow {mode} %: primary p99 / shadow off p99{label}", "workload": load,
-                "value": median(values) if values else None,
-                "op": "<=" if strict else None, "target": target if strict else None,
-            })
-            if kind == "open" and mine:
+            name = f"shadow {mode} %: primary p99 / shadow off p99"
+            if kind == "wrk":  # wrk's target is in the main table
+                value = median(values) if values else None
+                row = {"name": name + label, "workload": load, "value": value, "op": None, "target": None}
+                out.append(row)
+            elif mine:  # what users feel: the target, on pooled p99s with each mode's worst round out
+                strict = target is not None
                 out.append({
-                    "name": f"shadow {mode} %: primary p99 / shadow off p99, pooled over the rounds{label}",
-                    "workload": load, "value": pooled_p99(mine) / pooled_p99(offs),
-                    "op": None, "target": None,
+                    "name": f"{name}, pooled, each mode's worst round left out{label}", "workload": load,
+                    "value": trimmed_p99(mine) / trimmed_p99(offs),
+                    "op": "<=" if strict else None, "target": target if strict else None,
                 })
+                out.append({"name": f"{name}, median of the round ratios{label}", "workload": load,
+                            "value": median(values) if values else None, "op": None, "target": None})
+                out.append({"name": f"{name}, pooled over the rounds{label}", "workload": load,
+                            "value": pooled_p99(mine) / pooled_p99(offs), "op": None, "target": None})
             budget = sum(s.shadows.get("skipped:budget", 0) for s in mine)
             skipped = sum(v for s in mine for k, v in s.shadows.items() if k.startswith("skipped:"))
             total = sum(s.shadows.get("compared", 0) for s in mine) + skipped
@@ -414,10 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         # the defaults, and the candidates in a shadow process of their own
         os.environ.setdefault("SI_VARIANTS", f"after,{PROCESSES}=GATEWAY_SHADOW_PROCESSES=1")
         os.environ.setdefault("SI_OUT", "")
-    # make bench: 5 rounds, since a p99 ratio of 8 s windows moves by 0.3 from round to round
-    rounds = int(env_str("SI_ROUNDS", "1" if quick else "5" if as_json else "3"))
-    seconds = float(env_str("SI_DURATION", "3" if quick else "8"))
-    wrk_seconds = float(env_str("SI_WRK_DURATION", "2" if quick else "5"))
+    # make bench: a p99 ratio of one 8 s window moves by 0.3 from round to round, and one stall
+    # of the machine decides a window's p99; 10 rounds of 5 s: 50 s a mode, to pool and trim
+    rounds = int(env_str("SI_ROUNDS", "1" if quick else "10" if as_json else "3"))
+    seconds = float(env_str("SI_DURATION", "3" if quick else "5" if as_json else "8"))
+    wrk_seconds = float(env_str("SI_WRK_DURATION", "2" if quick else "3" if as_json else "5"))
     connections = int(env_str("SI_CONNECTIONS", "32"))
     load = float(env_str("SI_LOAD", "0.5"))  # of a core, at the open loop's rate
     before_ref = env_str("SI_BEFORE", "c7f367f")

@@ -394,8 +394,44 @@ def test_shadow_isolation_reports_the_p99_pooled_over_the_rounds_beside_the_medi
     shadowed = [s for s in samples if s.mode == "25"]
     assert pooled_p99(shadowed) == 9.0 and pooled_p99([s for s in samples if s.mode == "off"]) == 2.0
     rows = {r["name"]: r for r in ratios_of(samples, "after") if r["workload"] == "open loop, fixed rate"}
-    assert rows["shadow 25 %: primary p99 / shadow off p99"]["value"] == 1.0
+    assert rows["shadow 25 %: primary p99 / shadow off p99, median of the round ratios"]["value"] == 1.0
     pooled = rows["shadow 25 %: primary p99 / shadow off p99, pooled over the rounds"]
-    assert pooled["value"] == 4.5 and pooled["target"] is None  # reported; the target keeps its statistic
+    assert pooled["value"] == 4.5 and pooled["target"] is None  # reported, not the target's
+    # three rounds are too few to leave one out: the target's statistic is the pooled one here
+    target = rows["shadow 25 %: primary p99 / shadow off p99, pooled, each mode's worst round left out"]
+    assert target["value"] == 4.5 and target["target"] == 1.1
     line = next(x for x in render(samples, ["after"], 800.0, 3000.0, "", 0.5).splitlines() if "| open | 25 |" in x)
-    assert line.split(" | ")[6:8] == ["1.00", "4.50"]
+    assert line.split(" | ")[6:9] == ["1.00", "4.50", "4.50"]
+
+
+def test_the_shadow_target_leaves_out_each_modes_worst_round_but_keeps_a_cost_in_every_round() -> None:
+    from bench.shadow_isolation import Sample, ratios_of, trimmed_p99
+
+    def sample(mode: str, latencies: list[float]) -> Sample:
+        return Sample("after", mode, "open", 1.0, sorted(latencies)[int(0.99 * len(latencies))], len(latencies),
+                      0, 0.5, {"compared": 1.0}, latencies_ms=latencies)
+
+    calm = [1.0] * 990 + [2.0] * 10
+    stalled = [1.0] * 960 + [9.0] * 40
+    costly = [1.0] * 980 + [3.0] * 20  # the shadows' own cost: p99 3.0 in every round
+    # a stall in one shadow-off round and one shadowed round: left out, the ratio is the calm 1.0
+    samples = [sample("off", stalled if r == 1 else calm) for r in range(5)]
+    samples += [sample("25", stalled if r == 3 else calm) for r in range(5)]
+    key = "shadow 25 %: primary p99 / shadow off p99, pooled, each mode's worst round left out"
+
+    def row(rows: list[dict[str, object]]) -> dict[str, object]:
+        return next(r for r in rows if r["name"] == key)
+
+    assert trimmed_p99(samples[:5]) == 2.0 and row(ratios_of(samples, "after"))["value"] == 1.0
+    # a real cost shows in every round, and leaving one out does not hide it
+    samples = samples[:5] + [sample("25", costly) for _ in range(5)]
+    assert row(ratios_of(samples, "after"))["value"] == 1.5
+
+
+def test_one_percentile_for_the_open_loop_benches_ranks_in_whole_numbers() -> None:
+    from bench.openloop import percentile
+
+    # 0.99 * 1300 is 1286.99... in floats: the rank is 1287, as reload_cost's percent-based one had it
+    assert percentile([float(i) for i in range(1300)], 0.99) == 1287.0
+    assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0 and percentile([1.0], 0.99) == 1.0
+    assert percentile([], 0.99) != percentile([], 0.99)  # nan for no values
