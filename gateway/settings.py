@@ -34,9 +34,11 @@ class GatewaySettings(BaseSettings):
     shadow_queue_size: int = Field(100, ge=1, le=100_000)
     shadow_legacy_threads: int = Field(4, ge=1, le=1000, description="legacy threads for shadow calls only")
     # shadows share the core with client requests: the share of one core their work may use
-    # over a sliding second (over it they are skipped, reason "budget"; 1: no limit). 2 %:
-    # side by side, 5 % put the open loop's p99 at 1.17x shadow off, 2 % at 1.08x (PROFILE.md)
-    shadow_cpu_budget: float = Field(0.02, gt=0, le=1)
+    # over a sliding second (over it they are skipped, reason "budget"; 1: no limit). 1 %: at
+    # half a core, any shadow work raises the primary's p99 about as much as it raises the
+    # core's load; side by side 2 % put the open loop's p99 at 1.11-1.17x shadow off, 1 % at
+    # 0.98-1.11x, still ~20 comparisons a second per worker (PROFILE.md, ninth pass)
+    shadow_cpu_budget: float = Field(0.01, gt=0, le=1)
     # ... and less while the process is busy: only what is left below `ceiling` of a core
     # (client requests and their legacy threads count), never less than `floor`
     shadow_cpu_ceiling: float = Field(0.75, gt=0, le=64)
