@@ -90,7 +90,8 @@ class MapHolder:
         self.metrics.routes.labels("new").set(new)
         if self.on_change is not None:
             try:
-                self.on_change(previous, loaded)
+                with no_gc_pauses():  # the audit entry's objects: no young collection walks them
+                    self.on_change(previous, loaded)
             except Exception as exc:  # e.g. the store is down: the new map serves all the same
                 reason = (str(exc).strip().splitlines() or [""])[0]
                 log.error(

@@ -186,3 +186,18 @@ async def wait_until_watching(holder: MapHolder, directory: Path) -> None:
         assert time.monotonic() < deadline, "the watcher never reacted to a file event"
         (directory / "poke").write_text(str(time.monotonic()))
         await asyncio.sleep(0.05)
+
+
+def test_a_reloads_audit_entry_is_written_with_collections_paused(tmp_path: Path) -> None:
+    # built after the swap, the audit entry's objects would otherwise be walked by a young
+    # collection with the GIL held just when the first requests on the new table arrive
+    import gc
+
+    path = tmp_path / "migration_map.yaml"
+    path.write_text(V1)
+    paused: list[bool] = []
+    holder = MapHolder(path, GatewayMetrics(), on_change=lambda _old, _new: paused.append(not gc.isenabled()))
+    holder.load_initial()
+    path.write_text(V2)
+    assert holder.check() is not None
+    assert paused == [True, True] and gc.isenabled()
