@@ -248,7 +248,7 @@ def trimmed_p99(samples: list[Sample]) -> float:
 
     A stall of the machine (this VM's run 10-21 ms, in a shadow-off window as often as in a
     shadowed one) lands in one window of one mode, and pooled, its requests can be the top 1 %
-    of all five rounds. A cost of the shadows is in every round of its mode, so leaving out
+    of all the rounds. A cost of the shadows is in every round of its mode, so leaving out
     each mode's worst round (the same rule for shadow off) keeps it and drops the stall."""
     if len(samples) >= TRIM_FROM:
         worst = max(samples, key=lambda s: s.p99_ms)
@@ -307,6 +307,11 @@ def calibrate(server: Server, capacity: float, load: float, connections: int) ->
     return rate
 
 
+def open_loop_ratios(mine: list[Sample], offs: list[Sample]) -> tuple[float, float]:
+    """The open-loop p99 ratios of a shadow mode against shadow off: (trimmed, pooled)."""
+    return trimmed_p99(mine) / trimmed_p99(offs), pooled_p99(mine) / pooled_p99(offs)
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -348,8 +353,7 @@ def render(
                 ratios = [s.p99_ms / o for s, o in zip(mine, off_by_round, strict=False) if o]
                 pooled = trimmed = "—"
                 if mode != "off" and kind == "open":
-                    pooled = f"{pooled_p99(mine) / pooled_p99(offs):.2f}"
-                    trimmed = f"{trimmed_p99(mine) / trimmed_p99(offs):.2f}"
+                    trimmed, pooled = (f"{r:.2f}" for r in open_loop_ratios(mine, offs))
                 compared = sum(s.shadows.get("compared", 0) for s in mine)
                 skipped: dict[str, float] = {}
                 for s in mine:
@@ -403,15 +407,16 @@ def ratios_of(samples: list[Sample], variant: str, label: str = "") -> list[dict
                 out.append(row)
             elif mine:  # what users feel: the target, on pooled p99s with each mode's worst round out
                 strict = target is not None
+                trimmed, pooled = open_loop_ratios(mine, offs)
                 out.append({
                     "name": f"{name}, pooled, each mode's worst round left out{label}", "workload": load,
-                    "value": trimmed_p99(mine) / trimmed_p99(offs),
+                    "value": trimmed,
                     "op": "<=" if strict else None, "target": target if strict else None,
                 })
                 out.append({"name": f"{name}, median of the round ratios{label}", "workload": load,
                             "value": median(values) if values else None, "op": None, "target": None})
                 out.append({"name": f"{name}, pooled over the rounds{label}", "workload": load,
-                            "value": pooled_p99(mine) / pooled_p99(offs), "op": None, "target": None})
+                            "value": pooled, "op": None, "target": None})
             budget = sum(s.shadows.get("skipped:budget", 0) for s in mine)
             skipped = sum(v for s in mine for k, v in s.shadows.items() if k.startswith("skipped:"))
             total = sum(s.shadows.get("compared", 0) for s in mine) + skipped

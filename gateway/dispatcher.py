@@ -87,10 +87,11 @@ class _Plan:
         log = dispatcher.access_log
         self.log_part = log.prepared(route.id, backend) if log is not None else ""
         self.may_shadow = dispatcher.shadow is not None and route.shadow.sample > 0
-        # the native router's scan cut down to the routes this entry's URLs can reach: for the
-        # new side, and for its shadow copies and fallbacks, whichever side owns the request
+        # the native router's scan cut down to the routes this entry's URLs can reach, where the
+        # native app may be called: the new side (and its fallback), or a shadow copy of legacy
         native = dispatcher.native_routes
-        self.native_view = native.view_for(route.path) if native is not None else None
+        calls_native = side is Owner.NEW or self.may_shadow
+        self.native_view = native.view_for(route.path) if native is not None and calls_native else None
 
 
 class Dispatcher:

@@ -57,7 +57,7 @@ class NativeRoutes:
     def __init__(self, router: Router) -> None:
         self.router = router
         self._full = router.app
-        self._rest = _Rest(router.app)
+        self._rest = _Rest(self._full)
         self._views: dict[str, Router | None] = {}
         self._seen = len(router.routes)
 
